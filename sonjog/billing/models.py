@@ -1,0 +1,318 @@
+"""The billing ledger and the documents and projections around it (DESIGN section 4).
+
+`LedgerEntry` is append-only (a trigger refuses UPDATE and DELETE). Everything else here is either a
+document that points at ledger entries (bills, invoices, credit notes, payments), a link between them
+(allocations), or a projection that can always be rebuilt from the ledger (statements).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from sonjog.core.money import MoneyField
+
+
+class EntryKind(models.TextChoices):
+    BILL = "bill", _("Bill")
+    PAYMENT = "payment", _("Payment")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+    REVERSAL = "reversal", _("Reversal")
+    OPENING_BALANCE = "opening_balance", _("Opening balance")
+
+
+class EntryCategory(models.TextChoices):
+    """Which statement column an entry counts in; a reversal counts where its original did."""
+
+    BILLED = "billed", _("Billed")
+    PAID = "paid", _("Paid")
+    ADJUSTED = "adjusted", _("Adjusted")
+
+
+class AdjustmentReason(models.TextChoices):
+    MANUAL = "manual", _("Manual credit or debit")
+    OUTAGE = "outage", _("Outage credit")
+    PACKAGE_CHANGE = "package_change", _("Package change")
+    TERMINATION = "termination", _("Termination (unused days)")
+
+
+class PaymentMethod(models.TextChoices):
+    CASH = "cash", _("Cash")
+    BKASH = "bkash", _("bKash")
+    NAGAD = "nagad", _("Nagad")
+    BANK = "bank", _("Bank")
+    CARD = "card", _("Card")
+    CREDIT = "credit", _("Credit")
+
+
+class BillingRun(models.Model):
+    class Trigger(models.TextChoices):
+        NIGHTLY = "nightly", _("Nightly schedule")
+        CATCH_UP = "catch_up", _("Last-day catch-up")
+        STAFF = "staff", _("Staff")
+        ACTIVATION = "activation", _("Activation")
+        CLI = "cli", _("Command line")
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="billing_runs")
+    period_month = models.DateField(_("period"))
+    trigger = models.CharField(max_length=12, choices=Trigger.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    created = models.PositiveIntegerField(default=0)
+    backfilled = models.PositiveIntegerField(default=0)
+    skipped_existing = models.PositiveIntegerField(default=0)
+    skipped_future_joiners = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    seconds = models.FloatField()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["operator", "period_month"], name="billingrun_operator_period")]
+
+    def __str__(self) -> str:
+        return f"{self.operator_id} {self.period_month:%Y-%m} {self.trigger}"
+
+
+class Bill(models.Model):
+    """The charge for one subscriber period. Immutable except `reversed_at`, set in the same
+    transaction that appends the reversal of its ledger entry."""
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    subscriber = models.ForeignKey("customers.Subscriber", on_delete=models.PROTECT, related_name="bills")
+    package = models.ForeignKey("catalog.Package", on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey(BillingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="bills")
+    period_month = models.DateField()
+    period_start = models.DateField()
+    period_end = models.DateField()
+    due_date = models.DateField()
+    subtotal = MoneyField()
+    discount = MoneyField()
+    vat = MoneyField()
+    total = MoneyField()
+    is_prorated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["subscriber_id", "period_month"]
+        constraints = [
+            # At most one effective bill per subscriber and period: the guarantee that holds even when
+            # every lock is bypassed.
+            models.UniqueConstraint(
+                fields=["subscriber", "period_month"],
+                condition=Q(reversed_at__isnull=True),
+                name="bill_one_effective_per_period",
+            ),
+            models.CheckConstraint(condition=Q(total=F("subtotal") - F("discount") + F("vat")), name="bill_total"),
+            models.CheckConstraint(condition=Q(total__gte=0, discount__gte=0, vat__gte=0), name="bill_not_negative"),
+            models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="bill_period_order"),
+        ]
+        indexes = [models.Index(fields=["operator", "period_month"], name="bill_operator_period")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} {self.period_month:%Y-%m} {self.total}"
+
+
+class BillLine(models.Model):
+    class Kind(models.TextChoices):
+        PACKAGE = "package", _("Package")
+        DISCOUNT = "discount", _("Discount")
+        VAT = "vat", _("VAT")
+
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="lines")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    description = models.CharField(max_length=200)
+    amount = MoneyField()
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount}"
+
+
+class Payment(models.Model):
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    subscriber = models.ForeignKey("customers.Subscriber", on_delete=models.PROTECT, related_name="payments")
+    amount = MoneyField()
+    method = models.CharField(max_length=10, choices=PaymentMethod.choices)
+    reference = models.CharField(max_length=100, blank=True)
+    gateway = models.CharField(max_length=20, blank=True)
+    gateway_transaction_id = models.CharField(max_length=100, blank=True)
+    collector = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    received_at = models.DateTimeField()
+    confirmed_duplicate = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_transaction_id"],
+                condition=~Q(gateway=""),
+                name="payment_unique_gateway_transaction",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subscriber", "received_at"], name="payment_subscriber_received"),
+            models.Index(fields=["operator", "received_at"], name="payment_operator_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} {self.amount} {self.method}"
+
+
+class LedgerEntry(models.Model):
+    """One append-only money event. Positive raises what the subscriber owes; negative lowers it."""
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    subscriber = models.ForeignKey("customers.Subscriber", on_delete=models.PROTECT, related_name="ledger")
+    kind = models.CharField(max_length=16, choices=EntryKind.choices)
+    category = models.CharField(max_length=10, choices=EntryCategory.choices)
+    amount = MoneyField()
+    effective_date = models.DateField()
+    period_month = models.DateField()
+    bill = models.ForeignKey(Bill, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    reverses = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+    adjustment_reason = models.CharField(max_length=16, choices=AdjustmentReason.choices, blank=True)
+    memo = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        ordering = ["subscriber_id", "period_month", "id"]
+        permissions = [
+            ("reverse_entry", "Can reverse a ledger entry"),
+            ("add_adjustment", "Can add a credit or debit adjustment"),
+            ("void_invoice", "Can void an invoice with a credit note"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="bill", bill__isnull=False, amount__gte=0, category="billed")
+                | Q(kind="payment", payment__isnull=False, amount__lt=0, category="paid")
+                | Q(kind="adjustment", adjustment_reason__gt="", category="adjusted")
+                | Q(kind="reversal", reverses__isnull=False)
+                | Q(kind="opening_balance", category="adjusted"),
+                name="ledger_kind_shape",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="reversal") | Q(reverses__isnull=True), name="ledger_only_reversals_reverse"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subscriber", "period_month"], name="ledger_subscriber_period"),
+            models.Index(fields=["operator", "period_month", "category"], name="ledger_operator_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.amount}"
+
+
+class Allocation(models.Model):
+    """Money from a payment (or credit) set against a bill. Append-only: a release is a negative row."""
+
+    source = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="allocations_out")
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="allocations")
+    amount = MoneyField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="allocation_not_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} -> bill {self.bill_id}: {self.amount}"
+
+
+class Statement(models.Model):
+    """Per-subscriber, per-period projection of the ledger, chained by dues."""
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    subscriber = models.ForeignKey("customers.Subscriber", on_delete=models.PROTECT, related_name="statements")
+    period_month = models.DateField()
+    opening_due = MoneyField()
+    billed = MoneyField()
+    paid = MoneyField()
+    adjusted = MoneyField()
+    closing_due = MoneyField()
+
+    class Meta:
+        ordering = ["subscriber_id", "period_month"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "period_month"], name="statement_one_per_period"),
+            models.CheckConstraint(
+                condition=Q(closing_due=F("opening_due") + F("billed") - F("paid") + F("adjusted")),
+                name="statement_closing_identity",
+            ),
+        ]
+        indexes = [models.Index(fields=["operator", "period_month"], name="statement_operator_period")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} {self.period_month:%Y-%m}"
+
+
+class DocumentSequence(models.Model):
+    """Gapless numbering per operator, document kind and year: the row lock makes numbers gapless."""
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", _("Invoice")
+        CREDIT_NOTE = "credit_note", _("Credit note")
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    year = models.PositiveSmallIntegerField()
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "kind", "year"], name="document_sequence_unique"),
+        ]
+
+
+class Invoice(models.Model):
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    bill = models.OneToOneField(Bill, on_delete=models.PROTECT, related_name="invoice")
+    year = models.PositiveSmallIntegerField()
+    number = models.PositiveIntegerField()
+    issued_on = models.DateField()
+    total = MoneyField()
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "year", "number"], name="invoice_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"INV-{self.year}-{self.number:06d}"
+
+
+class CreditNote(models.Model):
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="credit_note")
+    reversal_entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    year = models.PositiveSmallIntegerField()
+    number = models.PositiveIntegerField()
+    issued_on = models.DateField()
+    amount = MoneyField()
+    reason = models.CharField(max_length=300)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "year", "number"], name="creditnote_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"CN-{self.year}-{self.number:06d}"

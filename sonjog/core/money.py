@@ -1,0 +1,45 @@
+"""Money is Decimal, NUMERIC(14,2), rounded once at line level with ROUND_HALF_UP (DESIGN rule 6)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.db import models
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def round_money(value: Decimal | int | str) -> Decimal:
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_money(text: str) -> Decimal:
+    """Parse user input into money; raises ValueError with a message fit for the user."""
+    try:
+        value = Decimal(str(text).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(f"'{text}' is not an amount of money") from None
+    if not value.is_finite():
+        raise ValueError(f"'{text}' is not an amount of money")
+    if value != value.quantize(CENT):
+        raise ValueError(f"'{text}' has more than two decimal places")
+    return value.quantize(CENT)
+
+
+def format_money(value: Decimal, currency: str) -> str:
+    symbols = {"BDT": "৳"}
+    return f"{symbols.get(currency, currency + ' ')}{value:,.2f}"
+
+
+class MoneyField(models.DecimalField):
+    """NUMERIC(14,2): up to 999,999,999,999.99 in the operator's currency."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("max_digits", 14)
+        kwargs.setdefault("decimal_places", 2)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def deconstruct(self) -> tuple[str, str, list[object], dict[str, object]]:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "sonjog.core.money.MoneyField", args, kwargs

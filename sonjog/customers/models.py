@@ -1,0 +1,149 @@
+"""Subscribers, zones and POPs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from sonjog.core.money import MoneyField
+from sonjog.operators.models import BillingCycle, BillingMode
+
+
+class Zone(models.Model):
+    """A service area; `parent` makes it a sub-zone."""
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="zones")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    name = models.CharField(_("name"), max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "parent", "name"], name="zone_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name if self.parent_id is None else f"{self.parent} / {self.name}"
+
+
+class Pop(models.Model):
+    """A point of presence: where subscribers' lines meet the operator's network."""
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="pops")
+    zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.PROTECT, related_name="pops")
+    name = models.CharField(_("name"), max_length=100)
+    address = models.CharField(_("address"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "POP"
+        constraints = [models.UniqueConstraint(fields=["operator", "name"], name="pop_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServiceIntent(models.TextChoices):
+    """What billing and staff want for the subscriber's service."""
+
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
+    DISABLED = "disabled", _("Disabled")
+    TERMINATED = "terminated", _("Terminated")
+
+
+class RouterState(models.TextChoices):
+    """Last state confirmed on the router or in RADIUS."""
+
+    ENABLED = "enabled", _("Enabled")
+    DISABLED = "disabled", _("Disabled")
+    ABSENT = "absent", _("Absent")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class SessionState(models.TextChoices):
+    ONLINE = "online", _("Online")
+    OFFLINE = "offline", _("Offline")
+
+
+class SyncState(models.TextChoices):
+    IN_SYNC = "in_sync", _("In sync")
+    PENDING = "pending", _("Pending")
+    FAILED = "failed", _("Failed")
+    RECORD_ONLY = "record_only", _("Record only")
+
+
+class Subscriber(models.Model):
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="subscribers")
+    customer_id = models.CharField(_("customer ID"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    phone = models.CharField(_("phone"), max_length=20)
+    email = models.EmailField(_("e-mail"), blank=True)
+    address = models.CharField(_("address"), max_length=300, blank=True)
+    national_id = models.CharField(_("national ID"), max_length=30, blank=True)
+    zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.PROTECT, related_name="subscribers")
+    pop = models.ForeignKey(Pop, null=True, blank=True, on_delete=models.PROTECT, related_name="subscribers")
+    package = models.ForeignKey("catalog.Package", on_delete=models.PROTECT, related_name="subscribers")
+    pppoe_username = models.CharField(_("PPPoE username"), max_length=64)
+    pppoe_password = models.CharField(_("PPPoE password"), max_length=64)
+
+    activation_date = models.DateField(_("activation date"), null=True, blank=True)
+    terminated_on = models.DateField(_("terminated on"), null=True, blank=True)
+    # Per-subscriber overrides of the operator's billing settings; NULL means "as the operator".
+    billing_mode = models.CharField(
+        _("billing mode"), max_length=12, choices=BillingMode.choices, null=True, blank=True
+    )
+    billing_cycle = models.CharField(
+        _("billing cycle"), max_length=12, choices=BillingCycle.choices, null=True, blank=True
+    )
+    billing_day = models.PositiveSmallIntegerField(_("billing day"), null=True, blank=True)
+    monthly_discount = MoneyField(_("monthly discount"), default=Decimal("0.00"))
+    is_vip = models.BooleanField(_("VIP (never suspended)"), default=False)
+    expires_on = models.DateField(_("service valid until"), null=True, blank=True)
+
+    service_intent = models.CharField(
+        _("service intent"), max_length=12, choices=ServiceIntent.choices, default=ServiceIntent.DISABLED
+    )
+    service_intent_at = models.DateTimeField(null=True, blank=True)
+    router_state = models.CharField(max_length=10, choices=RouterState.choices, default=RouterState.UNKNOWN)
+    router_state_at = models.DateTimeField(null=True, blank=True)
+    session_state = models.CharField(max_length=10, choices=SessionState.choices, default=SessionState.OFFLINE)
+    session_state_at = models.DateTimeField(null=True, blank=True)
+    session_ip = models.GenericIPAddressField(null=True, blank=True)
+    session_mac = models.CharField(max_length=17, blank=True)
+    session_uptime = models.CharField(max_length=32, blank=True)
+    sync_state = models.CharField(max_length=12, choices=SyncState.choices, default=SyncState.PENDING)
+    sync_state_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["customer_id"]
+        permissions = [("grant_discount", "Can give a subscriber a discount")]
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "pppoe_username"], name="subscriber_unique_pppoe_username"),
+            models.CheckConstraint(condition=Q(monthly_discount__gte=0), name="subscriber_discount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(billing_day__isnull=True) | Q(billing_day__gte=1, billing_day__lte=31),
+                name="subscriber_billing_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(terminated_on__isnull=True)
+                | Q(activation_date__isnull=False, terminated_on__gte=models.F("activation_date")),
+                name="subscriber_terminated_after_activation",
+            ),
+            models.CheckConstraint(
+                condition=~Q(service_intent="terminated") | Q(terminated_on__isnull=False),
+                name="subscriber_terminated_has_date",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["operator", "service_intent"], name="subscriber_operator_intent"),
+            models.Index(fields=["phone"], name="subscriber_phone"),
+            models.Index(fields=["pppoe_username"], name="subscriber_pppoe"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.name}"

@@ -1,0 +1,124 @@
+"""Django settings for Sonjog, read from the environment (see README "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("SONJOG_VAR_DIR", BASE_DIR / "var"))
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = _env_bool("SONJOG_DEBUG")
+# A development key is acceptable only while debugging or testing; production sets SONJOG_SECRET_KEY.
+SECRET_KEY = os.environ.get("SONJOG_SECRET_KEY", "sonjog-insecure-development-key-change-me")
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("SONJOG_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("SONJOG_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "procrastinate.contrib.django",
+    "sonjog.core",
+    "sonjog.operators",
+    "sonjog.customers",
+    "sonjog.catalog",
+    "sonjog.billing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "sonjog.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "sonjog.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+else:
+    from sonjog.core.embedded_db import embedded_server_settings
+
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            **embedded_server_settings(VAR_DIR / "pgdata"),
+            "CONN_MAX_AGE": 60,
+        }
+    }
+DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("SONJOG_TEST_DATABASE", "test_sonjog")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("bn", _("Bangla"))]
+LOCALE_PATHS = [BASE_DIR / "sonjog" / "locale"]
+TIME_ZONE = os.environ.get("SONJOG_TIME_ZONE", "Asia/Dhaka")
+USE_I18N = True
+USE_TZ = True
+
+# The default currency of new operators; each operator may set its own.
+SONJOG_CURRENCY = os.environ.get("SONJOG_CURRENCY", "BDT")
+# Seconds within which a second identical payment is refused unless confirmed (DESIGN section 4).
+SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS = int(os.environ.get("SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS", "30"))
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGIN_URL = "admin:login"
+
+SESSION_COOKIE_SECURE = _env_bool("SONJOG_SECURE_COOKIES")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("SONJOG_LOG_LEVEL", "WARNING")},
+    "loggers": {"procrastinate": {"level": os.environ.get("SONJOG_WORKER_LOG_LEVEL", "INFO")}},
+}
