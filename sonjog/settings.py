@@ -120,5 +120,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SONJOG_LOG_LEVEL", "WARNING")},
-    "loggers": {"procrastinate": {"level": os.environ.get("SONJOG_WORKER_LOG_LEVEL", "INFO")}},
+    "loggers": {"procrastinate": {"level": os.environ.get("SONJOG_WORKER_LOG_LEVEL", "WARNING")}},
 }

@@ -178,9 +178,7 @@ class LedgerEntry(models.Model):
     period_month = models.DateField()
     bill = models.ForeignKey(Bill, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
     payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
-    reverses = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
-    )
+    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
     adjustment_reason = models.CharField(max_length=16, choices=AdjustmentReason.choices, blank=True)
     memo = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(
@@ -276,6 +274,9 @@ class DocumentSequence(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["operator", "kind", "year"], name="document_sequence_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.year}: {self.last_number}"
 
 
 class Invoice(models.Model):

@@ -1,0 +1,41 @@
+"""Typed errors raised by billing services; each message is fit to show the user as it is."""
+
+
+class BillingError(Exception):
+    pass
+
+
+class InvalidAmount(BillingError):
+    pass
+
+
+class InvalidPaymentMethod(BillingError):
+    pass
+
+
+class DuplicatePaymentSuspected(BillingError):
+    """An identical payment was recorded moments ago; repeat with explicit confirmation to record it."""
+
+
+class DuplicateGatewayTransaction(BillingError):
+    pass
+
+
+class AlreadyReversed(BillingError):
+    pass
+
+
+class NotReversible(BillingError):
+    pass
+
+
+class DiscountNotPermitted(BillingError):
+    pass
+
+
+class InvoiceAlreadyVoided(BillingError):
+    pass
+
+
+class SubscriberNotActive(BillingError):
+    pass

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from sonjog.billing.models import BillingRun
+from sonjog.billing.services import GenerationResult, bill_generate_period
+from sonjog.core.cli import to_json, usage_error
+from sonjog.core.periods import parse_period
+from sonjog.operators.models import Operator
+
+
+class Command(BaseCommand):
+    help = "Generate bills for one period (YYYY-MM) for every operator, or one with --operator."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--period", required=True, help="YYYY-MM")
+        parser.add_argument("--operator", help="operator code; all operators when omitted")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            period = parse_period(options["period"])
+        except ValueError as error:
+            raise usage_error(str(error)) from None
+        operators = Operator.objects.filter(is_active=True).order_by("pk")
+        if options["operator"]:
+            operators = operators.filter(code=options["operator"])
+            if not operators.exists():
+                raise usage_error(f"no operator with code '{options['operator']}'")
+        total = GenerationResult(period=period)
+        for operator in operators:
+            result = bill_generate_period(operator=operator, period_month=period, trigger=BillingRun.Trigger.CLI)
+            total.add(result)
+            total.seconds += result.seconds
+        if options["json"]:
+            self.stdout.write(to_json(total.as_dict()))
+            return
+        summary = total.as_dict()
+        self.stdout.write(
+            f"Period {summary['period']}: created {total.created}, backfilled {total.backfilled}, "
+            f"skipped (existing) {total.skipped_existing}, skipped (future joiners) "
+            f"{total.skipped_future_joiners}, errors {len(total.errors)} in {summary['seconds']} s"
+        )
+        for error in total.errors:
+            self.stdout.write(f"  {error['subscriber']}: {error['error']}")

@@ -1,0 +1,29 @@
+"""Every write to billing goes through these functions (DESIGN rule 1)."""
+
+from sonjog.billing.services.generation import (
+    GenerationResult,
+    bill_generate_period,
+    document_numbers_reserve,
+)
+from sonjog.billing.services.money import (
+    adjustment_add,
+    entry_reverse,
+    invoice_void,
+    outage_credit_add,
+    payment_record,
+)
+from sonjog.billing.services.projection import allocations_rebalance, money_changed, statements_reproject
+
+__all__ = [
+    "GenerationResult",
+    "adjustment_add",
+    "allocations_rebalance",
+    "bill_generate_period",
+    "document_numbers_reserve",
+    "entry_reverse",
+    "invoice_void",
+    "money_changed",
+    "outage_credit_add",
+    "payment_record",
+    "statements_reproject",
+]

@@ -1,0 +1,398 @@
+"""bill_generate_period: the one way bills come into being (nightly, staff, activation, catch-up).
+
+Exactly once, by three layers: a run lock per (operator, period) so two full runs do not duplicate
+work, a row lock per subscriber (taken in id order, so concurrent runs cannot deadlock) that
+serialises every money write of one subscriber, and the partial unique index
+`bill_one_effective_per_period`, which holds even if both locks were bypassed: inserts use
+ON CONFLICT DO NOTHING against it and count a conflict as "skipped_existing".
+
+The work is set-based: subscribers are read in one query, amounts computed in Python with the same
+functions every other path uses, and rows written with one INSERT ... SELECT FROM unnest(...) per
+table. That keeps a 30,000-subscriber month within a small factor of a raw INSERT.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import zlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from sonjog.billing.calculation import bill_amounts
+from sonjog.billing.models import BillingRun, DocumentSequence
+from sonjog.billing.services.projection import money_changed, statements_reproject
+from sonjog.billing.terms import operator_today, terms_for
+from sonjog.core.periods import add_months, subscriber_period
+from sonjog.operators.models import Operator
+
+RUN_LOCK_NAMESPACE = zlib.crc32(b"sonjog.billing.run")
+
+
+@dataclass
+class GenerationResult:
+    period: dt.date
+    created: int = 0
+    backfilled: int = 0
+    skipped_existing: int = 0
+    skipped_future_joiners: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    run_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": f"{self.period:%Y-%m}",
+            "created": self.created,
+            "backfilled": self.backfilled,
+            "skipped_existing": self.skipped_existing,
+            "skipped_future_joiners": self.skipped_future_joiners,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def add(self, other: GenerationResult) -> None:
+        self.created += other.created
+        self.backfilled += other.backfilled
+        self.skipped_existing += other.skipped_existing
+        self.skipped_future_joiners += other.skipped_future_joiners
+        self.errors.extend(other.errors)
+
+
+# Candidates with their billing inputs, locked in id order. The two probes per subscriber use the
+# (subscriber_id, period_month) index, so this stays cheap however long the history is.
+_CANDIDATES_SQL = """
+SELECT s.id, s.customer_id, s.activation_date, s.terminated_on, s.billing_mode, s.billing_cycle,
+       s.billing_day, s.monthly_discount, p.id, p.price, p.vat_applicable, p.name,
+       (SELECT max(b.period_month) FROM billing_bill b WHERE b.subscriber_id = s.id),
+       EXISTS (SELECT 1 FROM billing_bill b WHERE b.subscriber_id = s.id AND b.period_month = %(month)s)
+FROM customers_subscriber s
+JOIN catalog_package p ON p.id = s.package_id
+WHERE s.operator_id = %(operator_id)s
+  AND s.activation_date IS NOT NULL
+  AND (s.terminated_on IS NULL OR s.terminated_on > %(earliest)s)
+  AND (%(only_ids)s::bigint[] IS NULL OR s.id = ANY(%(only_ids)s::bigint[]))
+ORDER BY s.id
+FOR NO KEY UPDATE OF s
+"""
+
+_INSERT_BILLS_SQL = """
+INSERT INTO billing_bill (operator_id, subscriber_id, package_id, run_id, period_month, period_start,
+    period_end, due_date, subtotal, discount, vat, total, is_prorated, created_at)
+SELECT %(operator_id)s, r.subscriber_id, r.package_id, %(run_id)s, r.period_month, r.period_start,
+    r.period_end, r.due_date, r.subtotal, r.discount, r.vat, r.total, r.is_prorated, %(now)s
+FROM unnest(%(subscriber_id)s::bigint[], %(package_id)s::bigint[], %(period_month)s::date[],
+    %(period_start)s::date[], %(period_end)s::date[], %(due_date)s::date[], %(subtotal)s::numeric[],
+    %(discount)s::numeric[], %(vat)s::numeric[], %(total)s::numeric[], %(is_prorated)s::boolean[])
+    AS r(subscriber_id, package_id, period_month, period_start, period_end, due_date, subtotal,
+         discount, vat, total, is_prorated)
+ORDER BY r.subscriber_id, r.period_month
+ON CONFLICT (subscriber_id, period_month) WHERE reversed_at IS NULL DO NOTHING
+RETURNING id, subscriber_id, period_month, total, period_start, subtotal, discount, vat, package_id
+"""
+
+_INSERT_ENTRIES_SQL = """
+INSERT INTO billing_ledgerentry (operator_id, subscriber_id, kind, category, amount, effective_date,
+    period_month, bill_id, adjustment_reason, memo, created_at, created_by_id)
+SELECT %(operator_id)s, b.subscriber_id, 'bill', 'billed', b.total, b.period_start, b.period_month, b.id,
+    '', '', %(now)s, %(actor_id)s
+FROM billing_bill b WHERE b.id = ANY(%(bill_ids)s::bigint[])
+ORDER BY b.id
+"""
+
+_INSERT_LINES_SQL = """
+INSERT INTO billing_billline (bill_id, kind, description, amount)
+SELECT b.id, 'package', pk.name || CASE WHEN b.is_prorated
+        THEN ' (' || (b.period_end - b.period_start) || ' days)' ELSE '' END, b.subtotal
+FROM billing_bill b JOIN catalog_package pk ON pk.id = b.package_id WHERE b.id = ANY(%(bill_ids)s::bigint[])
+UNION ALL
+SELECT b.id, 'discount', 'Discount', -b.discount FROM billing_bill b
+WHERE b.id = ANY(%(bill_ids)s::bigint[]) AND b.discount > 0
+UNION ALL
+SELECT b.id, 'vat', 'VAT', b.vat FROM billing_bill b WHERE b.id = ANY(%(bill_ids)s::bigint[]) AND b.vat > 0
+"""
+
+_INSERT_INVOICES_SQL = """
+INSERT INTO billing_invoice (operator_id, bill_id, year, number, issued_on, total)
+SELECT %(operator_id)s, b.id, %(year)s, %(first_number)s + row_number() OVER (ORDER BY b.id) - 1,
+    %(issued_on)s, b.total
+FROM billing_bill b WHERE b.id = ANY(%(bill_ids)s::bigint[])
+"""
+
+
+def document_numbers_reserve(*, operator_id: int, kind: str, year: int, count: int) -> int:
+    """Reserve `count` consecutive numbers and return the first. The sequence row stays locked until
+    the caller's transaction ends, so numbers are gapless: a rollback gives them back."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {DocumentSequence._meta.db_table} (operator_id, kind, year, last_number)
+            VALUES (%s, %s, %s, %s)
+            ON CONFLICT ON CONSTRAINT document_sequence_unique
+            DO UPDATE SET last_number = {DocumentSequence._meta.db_table}.last_number + EXCLUDED.last_number
+            RETURNING last_number""",
+            [operator_id, kind, year, count],
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0]) - count + 1
+
+
+@dataclass
+class _PlannedBill:
+    subscriber_id: int
+    package_id: int
+    period_month: dt.date
+    period_start: dt.date
+    period_end: dt.date
+    due_date: dt.date
+    subtotal: Decimal
+    discount: Decimal
+    vat: Decimal
+    total: Decimal
+    is_prorated: bool
+    is_target: bool
+
+
+def bill_generate_period(
+    *,
+    operator: Operator,
+    period_month: dt.date,
+    trigger: str,
+    actor: AbstractBaseUser | None = None,
+    subscriber_ids: list[int] | None = None,
+    today: dt.date | None = None,
+    started_by: dt.date | None = None,
+) -> GenerationResult:
+    """Bill `period_month` (and any missing earlier periods since activation) for the operator's
+    subscribers, or only `subscriber_ids`. One transaction; one subscriber's error never aborts it.
+
+    `started_by` limits the run to periods that have begun by that date: the nightly job passes today,
+    so an anniversary subscriber is billed on their own day, not on the 1st."""
+    started = time.monotonic()
+    started_at = timezone.now()
+    period_month = period_month.replace(day=1)
+    today = today or operator_today(operator)
+    result = GenerationResult(period=period_month)
+    with transaction.atomic():
+        if subscriber_ids is None:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)",
+                    [RUN_LOCK_NAMESPACE, operator.pk * 10000 + period_month.year * 12 + period_month.month],
+                )
+        run = BillingRun.objects.create(
+            operator=operator,
+            period_month=period_month,
+            trigger=trigger,
+            actor=actor if actor is not None and actor.pk else None,
+            started_at=started_at,
+            finished_at=started_at,
+            seconds=0,
+        )
+        planned = _plan(operator, period_month, subscriber_ids, result, started_by)
+        inserted = _insert(operator, run.pk, planned, actor, today)
+        inserted_keys = {(row[1], row[2]) for row in inserted}
+        for bill in planned:
+            landed = (bill.subscriber_id, bill.period_month) in inserted_keys
+            if bill.is_target:
+                if landed:
+                    result.created += 1
+                else:
+                    result.skipped_existing += 1
+            elif landed:
+                result.backfilled += 1
+        touched = [(row[1], row[2]) for row in inserted]
+        statements_reproject(touched)
+        _consume_credit(inserted)
+        result.seconds = time.monotonic() - started
+        BillingRun.objects.filter(pk=run.pk).update(
+            created=result.created,
+            backfilled=result.backfilled,
+            skipped_existing=result.skipped_existing,
+            skipped_future_joiners=result.skipped_future_joiners,
+            error_count=len(result.errors),
+            errors=result.errors[:1000],
+            finished_at=timezone.now(),
+            seconds=result.seconds,
+        )
+        result.run_id = run.pk
+    return result
+
+
+def _plan(
+    operator: Operator,
+    period_month: dt.date,
+    only_ids: list[int] | None,
+    result: GenerationResult,
+    started_by: dt.date | None,
+) -> list[_PlannedBill]:
+    # The earliest any period labelled `period_month` can start is the month before's last days
+    # (anniversary/fixed day), so "terminated after" is checked against the month's first day - 1.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CANDIDATES_SQL,
+            {
+                "operator_id": operator.pk,
+                "month": period_month,
+                "earliest": period_month,
+                "only_ids": only_ids,
+            },
+        )
+        rows = cursor.fetchall()
+    terms_cache: dict[tuple[Any, ...], Any] = {}
+    planned: list[_PlannedBill] = []
+    for (
+        subscriber_id,
+        customer_id,
+        activation_date,
+        terminated_on,
+        mode,
+        cycle,
+        billing_day,
+        discount,
+        package_id,
+        price,
+        vat_applicable,
+        _package_name,
+        last_billed_month,
+        target_exists,
+    ) in rows:
+        try:
+            key = (mode, cycle, billing_day, activation_date.day)
+            terms = terms_cache.get(key)
+            if terms is None:
+                terms = terms_for(
+                    operator, mode=mode, cycle=cycle, billing_day=billing_day, activation_date=activation_date
+                )
+                terms_cache[key] = terms
+            first_month = terms.period_month_of(activation_date)
+            if first_month > period_month:
+                result.skipped_future_joiners += 1
+                continue
+            if target_exists:
+                result.skipped_existing += 1
+                months = []
+            else:
+                months = [period_month]
+            # Backfill: every month after the latest bill (or from activation) up to the target.
+            month = add_months(last_billed_month, 1) if last_billed_month else first_month
+            month = max(month, first_month)
+            while month < period_month:
+                months.append(month)
+                month = add_months(month, 1)
+            vat = terms.vat_for(vat_applicable)
+            for month in months:
+                period = subscriber_period(month, terms.anchor_day, activation_date, terminated_on)
+                if period is None or (started_by is not None and period.nominal_start > started_by):
+                    continue
+                prorate = (period.start == activation_date and terms.prorate_first) or (
+                    period.end == terminated_on and terms.prorate_last
+                )
+                amounts = bill_amounts(
+                    monthly_price=price, monthly_discount=discount, period=period, vat=vat, prorate=prorate
+                )
+                planned.append(
+                    _PlannedBill(
+                        subscriber_id=subscriber_id,
+                        package_id=package_id,
+                        period_month=month,
+                        period_start=period.start,
+                        period_end=period.end,
+                        due_date=period.start + dt.timedelta(days=terms.due_days),
+                        subtotal=amounts.subtotal,
+                        discount=amounts.discount,
+                        vat=amounts.vat,
+                        total=amounts.total,
+                        is_prorated=prorate and period.is_prorated,
+                        is_target=month == period_month,
+                    )
+                )
+        except (ValueError, ArithmeticError) as error:
+            result.errors.append({"subscriber": customer_id, "error": str(error)})
+    return planned
+
+
+def _insert(
+    operator: Operator,
+    run_id: int,
+    planned: list[_PlannedBill],
+    actor: AbstractBaseUser | None,
+    today: dt.date,
+) -> list[tuple[Any, ...]]:
+    if not planned:
+        return []
+    now = timezone.now()
+    columns = {
+        name: [getattr(bill, name) for bill in planned]
+        for name in (
+            "subscriber_id",
+            "package_id",
+            "period_month",
+            "period_start",
+            "period_end",
+            "due_date",
+            "subtotal",
+            "discount",
+            "vat",
+            "total",
+            "is_prorated",
+        )
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_BILLS_SQL, {"operator_id": operator.pk, "run_id": run_id, "now": now, **columns})
+        inserted = cursor.fetchall()
+        if not inserted:
+            return []
+        bill_ids = sorted(row[0] for row in inserted)
+        cursor.execute(
+            _INSERT_ENTRIES_SQL,
+            {
+                "operator_id": operator.pk,
+                "now": now,
+                "bill_ids": bill_ids,
+                "actor_id": actor.pk if actor is not None and actor.pk else None,
+            },
+        )
+        cursor.execute(_INSERT_LINES_SQL, {"bill_ids": bill_ids})
+        first_number = document_numbers_reserve(
+            operator_id=operator.pk, kind=DocumentSequence.Kind.INVOICE, year=today.year, count=len(bill_ids)
+        )
+        cursor.execute(
+            _INSERT_INVOICES_SQL,
+            {
+                "operator_id": operator.pk,
+                "year": today.year,
+                "first_number": first_number,
+                "issued_on": today,
+                "bill_ids": bill_ids,
+            },
+        )
+    return inserted
+
+
+def _consume_credit(inserted: list[tuple[Any, ...]]) -> None:
+    """A subscriber whose balance was below zero (credit) before the new bills gets that credit
+    allocated to them now. Everyone else has nothing to allocate, and skipping them keeps the run
+    set-based: the balance before is the latest closing due minus what this run just billed."""
+    if not inserted:
+        return
+    new_totals: dict[int, Decimal] = {}
+    for row in inserted:
+        new_totals[row[1]] = new_totals.get(row[1], Decimal(0)) + row[3]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT t.subscriber_id FROM unnest(%(ids)s::bigint[], %(totals)s::numeric[]) AS t(subscriber_id, total)
+            WHERE (SELECT s.closing_due FROM billing_statement s WHERE s.subscriber_id = t.subscriber_id
+                   ORDER BY s.period_month DESC LIMIT 1) - t.total < 0
+            """,
+            {"ids": list(new_totals), "totals": list(new_totals.values())},
+        )
+        with_credit = [row[0] for row in cursor.fetchall()]
+    if with_credit:
+        money_changed(with_credit, [])

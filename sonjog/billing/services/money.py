@@ -1,0 +1,316 @@
+"""Payments, reversals, adjustments and invoice voids: each one transaction under the subscriber lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sonjog.billing.calculation import outage_credit
+from sonjog.billing.exceptions import (
+    AlreadyReversed,
+    BillingError,
+    DuplicateGatewayTransaction,
+    DuplicatePaymentSuspected,
+    InvalidAmount,
+    InvalidPaymentMethod,
+    InvoiceAlreadyVoided,
+    NotReversible,
+)
+from sonjog.billing.models import (
+    AdjustmentReason,
+    Bill,
+    CreditNote,
+    DocumentSequence,
+    EntryCategory,
+    EntryKind,
+    Invoice,
+    LedgerEntry,
+    Payment,
+    PaymentMethod,
+)
+from sonjog.billing.services.generation import document_numbers_reserve
+from sonjog.billing.services.locks import subscriber_lock
+from sonjog.billing.services.projection import money_changed
+from sonjog.billing.terms import operator_date_of, operator_today, subscriber_terms
+from sonjog.core.audit import audit
+from sonjog.core.money import round_money
+from sonjog.customers.models import Subscriber
+
+
+def _actor(actor: AbstractBaseUser | None) -> AbstractBaseUser | None:
+    return actor if actor is not None and actor.pk else None
+
+
+def _period_month_for(subscriber: Subscriber, day: dt.date) -> dt.date:
+    """The statement period an entry dated `day` counts in; before activation, the first period."""
+    terms = subscriber_terms(subscriber)
+    if subscriber.activation_date is not None and day < subscriber.activation_date:
+        day = subscriber.activation_date
+    return terms.period_month_of(day)
+
+
+def payment_record(
+    *,
+    subscriber: Subscriber,
+    amount: Decimal,
+    method: str,
+    reference: str = "",
+    received_at: dt.datetime | None = None,
+    collector: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
+    confirm_duplicate: bool = False,
+    gateway: str = "",
+    gateway_transaction_id: str = "",
+) -> Payment:
+    """Record money received, allocate it FIFO to the oldest open bills, keep any excess as credit."""
+    if amount is None or amount <= 0:
+        raise InvalidAmount(f"the amount must be more than zero (got {amount})")
+    if round_money(amount) != amount:
+        raise InvalidAmount(f"the amount {amount} has more than two decimal places")
+    if method not in PaymentMethod.values:
+        raise InvalidPaymentMethod(f"unknown payment method '{method}'; use one of {', '.join(PaymentMethod.values)}")
+    received_at = received_at or timezone.now()
+    with transaction.atomic():
+        locked = subscriber_lock(subscriber.pk)
+        window = dt.timedelta(seconds=settings.SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS)
+        recent = Payment.objects.filter(
+            subscriber=locked, amount=amount, method=method, created_at__gte=timezone.now() - window
+        ).first()
+        if recent is not None and not confirm_duplicate:
+            raise DuplicatePaymentSuspected(
+                f"an identical {method} payment of {amount} for {locked.customer_id} was recorded at "
+                f"{timezone.localtime(recent.created_at):%H:%M:%S}; confirm to record a second one"
+            )
+        try:
+            with transaction.atomic():
+                payment = Payment.objects.create(
+                    operator=locked.operator,
+                    subscriber=locked,
+                    amount=amount,
+                    method=method,
+                    reference=reference,
+                    gateway=gateway,
+                    gateway_transaction_id=gateway_transaction_id,
+                    collector=_actor(collector),
+                    received_at=received_at,
+                    confirmed_duplicate=recent is not None,
+                )
+        except IntegrityError:
+            raise DuplicateGatewayTransaction(
+                f"{gateway} transaction {gateway_transaction_id} is already recorded"
+            ) from None
+        day = operator_date_of(locked.operator, received_at)
+        entry = LedgerEntry.objects.create(
+            operator=locked.operator,
+            subscriber=locked,
+            kind=EntryKind.PAYMENT,
+            category=EntryCategory.PAID,
+            amount=-amount,
+            effective_date=day,
+            period_month=_period_month_for(locked, day),
+            payment=payment,
+            memo=reference,
+            created_by=_actor(actor),
+        )
+        money_changed([locked.pk], [(locked.pk, entry.period_month)])
+        audit(
+            operator=locked.operator,
+            action="payment.record",
+            actor=actor,
+            subscriber=locked,
+            amount=amount,
+            method=method,
+            payment=payment.pk,
+        )
+    return payment
+
+
+def adjustment_add(
+    *,
+    subscriber: Subscriber,
+    amount: Decimal,
+    reason: str,
+    memo: str,
+    actor: AbstractBaseUser | None = None,
+    effective_date: dt.date | None = None,
+) -> LedgerEntry:
+    """A credit (negative) or debit (positive) with a reason; it never edits anything earlier."""
+    if amount is None or amount == 0:
+        raise InvalidAmount("an adjustment needs a non-zero amount (negative for a credit)")
+    if round_money(amount) != amount:
+        raise InvalidAmount(f"the amount {amount} has more than two decimal places")
+    if reason not in AdjustmentReason.values:
+        raise BillingError(f"unknown adjustment reason '{reason}'")
+    if not memo.strip():
+        raise BillingError("say why: an adjustment needs a note")
+    with transaction.atomic():
+        locked = subscriber_lock(subscriber.pk)
+        return _adjustment_append(locked, amount, reason, memo, actor, effective_date)
+
+
+def _adjustment_append(
+    locked: Subscriber,
+    amount: Decimal,
+    reason: str,
+    memo: str,
+    actor: AbstractBaseUser | None,
+    effective_date: dt.date | None,
+) -> LedgerEntry:
+    day = effective_date or operator_today(locked.operator)
+    entry = LedgerEntry.objects.create(
+        operator=locked.operator,
+        subscriber=locked,
+        kind=EntryKind.ADJUSTMENT,
+        category=EntryCategory.ADJUSTED,
+        amount=amount,
+        effective_date=day,
+        period_month=_period_month_for(locked, day),
+        adjustment_reason=reason,
+        memo=memo[:300],
+        created_by=_actor(actor),
+    )
+    money_changed([locked.pk], [(locked.pk, entry.period_month)])
+    audit(
+        operator=locked.operator,
+        action="adjustment.add",
+        actor=actor,
+        subscriber=locked,
+        amount=amount,
+        reason=reason,
+        memo=memo,
+    )
+    return entry
+
+
+def outage_credit_add(
+    *,
+    subscriber: Subscriber,
+    period_month: dt.date,
+    outage_minutes: int,
+    memo: str,
+    actor: AbstractBaseUser | None = None,
+) -> LedgerEntry:
+    """Credit price x outage_minutes / minutes_in_period for one billed period."""
+    if outage_minutes <= 0:
+        raise InvalidAmount("outage minutes must be more than zero")
+    with transaction.atomic():
+        locked = subscriber_lock(subscriber.pk)
+        bill = Bill.objects.filter(subscriber=locked, period_month=period_month, reversed_at__isnull=True).first()
+        if bill is None:
+            raise BillingError(f"{locked.customer_id} has no bill for {period_month:%Y-%m} to credit")
+        minutes = (bill.period_end - bill.period_start).days * 24 * 60
+        credit = outage_credit(period_total=bill.total, outage_minutes=outage_minutes, period_minutes=minutes)
+        if credit <= 0:
+            raise InvalidAmount("the outage is too short to credit anything")
+        return _adjustment_append(
+            locked,
+            -credit,
+            AdjustmentReason.OUTAGE,
+            memo or f"Outage {outage_minutes} min",
+            actor,
+            bill.period_start,
+        )
+
+
+def entry_reverse(
+    *,
+    entry: LedgerEntry,
+    reason: str,
+    actor: AbstractBaseUser | None = None,
+    effective_date: dt.date | None = None,
+) -> LedgerEntry:
+    """Cancel one entry by appending its mirror. Dated into the original's period by default, so the
+    statements of that period and every later one are re-projected (the forward cascade). A bill with
+    an invoice is reversed by voiding the invoice, which issues the credit note."""
+    if not reason.strip():
+        raise BillingError("a reversal needs a reason")
+    with transaction.atomic():
+        subscriber_lock(entry.subscriber_id)
+        entry = LedgerEntry.objects.select_related("bill").get(pk=entry.pk)
+        if entry.bill_id is not None and entry.kind == EntryKind.BILL:
+            invoice = Invoice.objects.filter(bill_id=entry.bill_id).first()
+            if invoice is not None:
+                return _invoice_void_locked(invoice, reason, actor, effective_date).reversal_entry
+        return _reverse_locked(entry, reason, actor, effective_date)
+
+
+def _reverse_locked(
+    entry: LedgerEntry, reason: str, actor: AbstractBaseUser | None, effective_date: dt.date | None
+) -> LedgerEntry:
+    if entry.kind == EntryKind.REVERSAL:
+        raise NotReversible("a reversal cannot be reversed; record a new entry instead")
+    if LedgerEntry.objects.filter(reverses=entry).exists():
+        raise AlreadyReversed(f"entry #{entry.pk} is already reversed")
+    subscriber = Subscriber.objects.select_related("operator").get(pk=entry.subscriber_id)
+    day = effective_date or entry.effective_date
+    try:
+        with transaction.atomic():
+            reversal = LedgerEntry.objects.create(
+                operator_id=entry.operator_id,
+                subscriber_id=entry.subscriber_id,
+                kind=EntryKind.REVERSAL,
+                category=entry.category,
+                amount=-entry.amount,
+                effective_date=day,
+                period_month=entry.period_month if effective_date is None else _period_month_for(subscriber, day),
+                reverses=entry,
+                bill_id=entry.bill_id,
+                payment_id=entry.payment_id,
+                memo=reason[:300],
+                created_by=_actor(actor),
+            )
+    except IntegrityError:
+        # The unique reverses_id: a concurrent reversal won.
+        raise AlreadyReversed(f"entry #{entry.pk} is already reversed") from None
+    if entry.bill_id is not None:
+        Bill.objects.filter(pk=entry.bill_id).update(reversed_at=timezone.now())
+    money_changed([entry.subscriber_id], [(entry.subscriber_id, min(entry.period_month, reversal.period_month))])
+    audit(
+        operator=subscriber.operator,
+        action="entry.reverse",
+        actor=actor,
+        subscriber=subscriber,
+        entry=entry.pk,
+        amount=entry.amount,
+        reason=reason,
+    )
+    return reversal
+
+
+def invoice_void(*, invoice: Invoice, reason: str, actor: AbstractBaseUser | None = None) -> CreditNote:
+    """Void an invoice: a credit note with its own gapless number, and the bill's entry reversed."""
+    if not reason.strip():
+        raise BillingError("voiding an invoice needs a reason")
+    with transaction.atomic():
+        subscriber_lock(invoice.bill.subscriber_id)
+        return _invoice_void_locked(Invoice.objects.get(pk=invoice.pk), reason, actor, None)
+
+
+def _invoice_void_locked(
+    invoice: Invoice, reason: str, actor: AbstractBaseUser | None, effective_date: dt.date | None
+) -> CreditNote:
+    if invoice.voided_at is not None:
+        raise InvoiceAlreadyVoided(f"invoice {invoice} is already voided")
+    entry = LedgerEntry.objects.get(bill_id=invoice.bill_id, kind=EntryKind.BILL)
+    reversal = _reverse_locked(entry, reason, actor, effective_date)
+    today = operator_today(invoice.bill.subscriber.operator)
+    number = document_numbers_reserve(
+        operator_id=invoice.operator_id, kind=DocumentSequence.Kind.CREDIT_NOTE, year=today.year, count=1
+    )
+    Invoice.objects.filter(pk=invoice.pk).update(voided_at=timezone.now())
+    return CreditNote.objects.create(
+        operator_id=invoice.operator_id,
+        invoice=invoice,
+        reversal_entry=reversal,
+        year=today.year,
+        number=number,
+        issued_on=today,
+        amount=invoice.total,
+        reason=reason[:300],
+        created_by=_actor(actor),
+    )

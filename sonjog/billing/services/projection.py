@@ -1,0 +1,195 @@
+"""The statement projection and FIFO allocation: derived rows kept in step with the ledger.
+
+Both run inside the caller's transaction, after the caller has appended its ledger entries and while
+it holds the subscriber lock, so a reader never sees the ledger and its projection disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import connection
+
+from sonjog.billing.calculation import bill_amounts
+from sonjog.billing.models import Allocation, Bill, EntryKind, LedgerEntry
+from sonjog.core.money import ZERO
+from sonjog.core.periods import add_months, subscriber_period
+from sonjog.operators.models import BillingMode
+
+# One statement row per (subscriber, period) with entries; the chain starts from the closing due of
+# the last statement before the earliest touched period, so a correction re-projects only forward.
+REPROJECT_SQL = """
+WITH touched AS (
+    SELECT * FROM unnest(%(subscriber_ids)s::bigint[], %(from_months)s::date[]) AS t(subscriber_id, from_month)
+), sums AS (
+    SELECT e.subscriber_id, e.period_month, max(e.operator_id) AS operator_id,
+           COALESCE(sum(e.amount) FILTER (WHERE e.category = 'billed'), 0) AS billed,
+           COALESCE(-sum(e.amount) FILTER (WHERE e.category = 'paid'), 0) AS paid,
+           COALESCE(sum(e.amount) FILTER (WHERE e.category = 'adjusted'), 0) AS adjusted
+    FROM billing_ledgerentry e
+    JOIN touched t ON t.subscriber_id = e.subscriber_id AND e.period_month >= t.from_month
+    GROUP BY e.subscriber_id, e.period_month
+), openings AS (
+    SELECT t.subscriber_id,
+           COALESCE((SELECT s.closing_due FROM billing_statement s
+                     WHERE s.subscriber_id = t.subscriber_id AND s.period_month < t.from_month
+                     ORDER BY s.period_month DESC LIMIT 1), 0) AS opening
+    FROM touched t
+), chained AS (
+    SELECT s.*, o.opening + sum(s.billed - s.paid + s.adjusted)
+               OVER (PARTITION BY s.subscriber_id ORDER BY s.period_month) AS closing_due
+    FROM sums s JOIN openings o USING (subscriber_id)
+)
+INSERT INTO billing_statement
+    (operator_id, subscriber_id, period_month, opening_due, billed, paid, adjusted, closing_due)
+SELECT operator_id, subscriber_id, period_month, closing_due - (billed - paid + adjusted),
+       billed, paid, adjusted, closing_due
+FROM chained
+ON CONFLICT ON CONSTRAINT statement_one_per_period DO UPDATE SET
+    opening_due = EXCLUDED.opening_due, billed = EXCLUDED.billed, paid = EXCLUDED.paid,
+    adjusted = EXCLUDED.adjusted, closing_due = EXCLUDED.closing_due
+"""
+
+
+def statements_reproject(touched: Iterable[tuple[int, dt.date]]) -> None:
+    """Re-project statements for each (subscriber, earliest touched period) and every later period."""
+    earliest: dict[int, dt.date] = {}
+    for subscriber_id, month in touched:
+        if subscriber_id not in earliest or month < earliest[subscriber_id]:
+            earliest[subscriber_id] = month
+    if not earliest:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            REPROJECT_SQL,
+            {"subscriber_ids": list(earliest), "from_months": list(earliest.values())},
+        )
+
+
+# Net allocation per (source, bill) for one subscriber, with whether either side is no longer
+# effective (source reversed, bill reversed): those must be released before allocating afresh.
+_ALLOCATION_STATE_SQL = """
+SELECT a.source_id, a.bill_id, sum(a.amount) AS net,
+       EXISTS (SELECT 1 FROM billing_ledgerentry r WHERE r.reverses_id = a.source_id) AS source_reversed,
+       b.reversed_at IS NOT NULL AS bill_reversed
+FROM billing_allocation a
+JOIN billing_bill b ON b.id = a.bill_id
+WHERE b.subscriber_id = %s
+GROUP BY a.source_id, a.bill_id, b.reversed_at
+HAVING sum(a.amount) <> 0
+"""
+
+
+def allocations_rebalance(subscriber_id: int) -> None:
+    """Release allocations that lost their source or bill, then allocate FIFO: the oldest unallocated
+    payment or credit goes to the oldest open bill. Appends rows only; idempotent."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ALLOCATION_STATE_SQL, [subscriber_id])
+        state = cursor.fetchall()
+    releases = [
+        Allocation(source_id=source_id, bill_id=bill_id, amount=-net)
+        for source_id, bill_id, net, source_reversed, bill_reversed in state
+        if source_reversed or bill_reversed
+    ]
+    allocated_from: dict[int, Decimal] = {}
+    allocated_to: dict[int, Decimal] = {}
+    for source_id, bill_id, net, source_reversed, bill_reversed in state:
+        if not (source_reversed or bill_reversed):
+            allocated_from[source_id] = allocated_from.get(source_id, ZERO) + net
+            allocated_to[bill_id] = allocated_to.get(bill_id, ZERO) + net
+
+    sources = [
+        [entry_id, -amount - allocated_from.get(entry_id, ZERO)]
+        for entry_id, amount in LedgerEntry.objects.filter(
+            subscriber_id=subscriber_id,
+            kind__in=[EntryKind.PAYMENT, EntryKind.ADJUSTMENT, EntryKind.OPENING_BALANCE],
+            amount__lt=0,
+            reversed_by__isnull=True,
+        )
+        .order_by("effective_date", "id")
+        .values_list("id", "amount")
+    ]
+    bills = [
+        [bill_id, total - allocated_to.get(bill_id, ZERO)]
+        for bill_id, total in Bill.objects.filter(subscriber_id=subscriber_id, reversed_at__isnull=True)
+        .order_by("period_month", "id")
+        .values_list("id", "total")
+    ]
+    new_rows = list(releases)
+    source_index = 0
+    for bill in bills:
+        while bill[1] > 0 and source_index < len(sources):
+            source = sources[source_index]
+            if source[1] <= 0:
+                source_index += 1
+                continue
+            amount = min(source[1], bill[1])
+            new_rows.append(Allocation(source_id=source[0], bill_id=bill[0], amount=amount))
+            source[1] -= amount
+            bill[1] -= amount
+    if new_rows:
+        Allocation.objects.bulk_create(new_rows)
+
+
+def prepaid_expiry(subscriber_id: int) -> dt.date | None:
+    """For a prepaid subscriber: the end of the last bill in the unbroken run of fully paid bills,
+    carried further by whatever credit is left over, period by period, at the package's price."""
+    from sonjog.billing.terms import subscriber_terms
+    from sonjog.customers.models import Subscriber
+
+    subscriber = Subscriber.objects.select_related("operator", "package").get(pk=subscriber_id)
+    if subscriber.activation_date is None:
+        return None
+    terms = subscriber_terms(subscriber)
+    if terms.mode != BillingMode.PREPAID:
+        return subscriber.expires_on
+    paid_through: dt.date | None = None
+    last_month: dt.date | None = None
+    bills = Bill.objects.filter(subscriber_id=subscriber_id, reversed_at__isnull=True).order_by("period_month")
+    for bill in bills.values("id", "total", "period_end", "period_month"):
+        allocated = sum(Allocation.objects.filter(bill_id=bill["id"]).values_list("amount", flat=True), ZERO)
+        if allocated < bill["total"]:
+            break
+        paid_through, last_month = bill["period_end"], bill["period_month"]
+    credit = -sum(LedgerEntry.objects.filter(subscriber_id=subscriber_id).values_list("amount", flat=True), ZERO)
+    month = add_months(last_month, 1) if last_month else terms.period_month_of(subscriber.activation_date)
+    vat = terms.vat_for(subscriber.package.vat_applicable)
+    # Credit buys whole future periods first, then the days it can pay for in the next one.
+    for _ahead in range(120):
+        if credit <= 0:
+            break
+        period = subscriber_period(month, terms.anchor_day, subscriber.activation_date)
+        if period is None:
+            break
+        price = bill_amounts(
+            monthly_price=subscriber.package.price,
+            monthly_discount=subscriber.monthly_discount,
+            period=period,
+            vat=vat,
+        ).total
+        if price <= 0:
+            break
+        if credit >= price:
+            credit -= price
+            paid_through = period.end
+            month = add_months(month, 1)
+            continue
+        paid_through = period.start + dt.timedelta(days=int(period.days * credit / price))
+        break
+    return paid_through
+
+
+def money_changed(subscriber_ids: Iterable[int], touched: Iterable[tuple[int, dt.date]]) -> None:
+    """After any ledger append: keep allocations, statements and prepaid expiry in step."""
+    from sonjog.customers.models import Subscriber
+
+    ids = sorted(set(subscriber_ids))
+    for subscriber_id in ids:
+        allocations_rebalance(subscriber_id)
+    statements_reproject(touched)
+    prepaid_ids = Subscriber.objects.filter(pk__in=ids, activation_date__isnull=False).values_list("pk", flat=True)
+    for subscriber_id in prepaid_ids:
+        expiry = prepaid_expiry(subscriber_id)
+        Subscriber.objects.filter(pk=subscriber_id).exclude(expires_on=expiry).update(expires_on=expiry)

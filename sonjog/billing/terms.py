@@ -1,0 +1,80 @@
+"""A subscriber's effective billing terms: the operator's settings with the subscriber's overrides."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from sonjog.billing.calculation import VatTerms
+from sonjog.core.periods import CYCLE_ANNIVERSARY, anchor_day_for, period_month_containing
+from sonjog.customers.models import Subscriber
+from sonjog.operators.models import Operator
+
+
+@dataclass(frozen=True)
+class BillingTerms:
+    mode: str
+    cycle: str
+    anchor_day: int
+    due_days: int
+    grace_days: int
+    vat_rate: Decimal
+    vat_inclusive: bool
+    prorate_first: bool
+    prorate_last: bool
+
+    def vat_for(self, vat_applicable: bool) -> VatTerms | None:
+        return VatTerms(self.vat_rate, self.vat_inclusive) if vat_applicable else None
+
+    def period_month_of(self, day: dt.date) -> dt.date:
+        return period_month_containing(day, self.anchor_day)
+
+
+def terms_for(
+    operator: Operator,
+    *,
+    mode: str | None = None,
+    cycle: str | None = None,
+    billing_day: int | None = None,
+    activation_date: dt.date | None = None,
+) -> BillingTerms:
+    effective_cycle = cycle or operator.billing_cycle
+    if effective_cycle == CYCLE_ANNIVERSARY and activation_date is None:
+        # Not yet activated: until it is, its periods follow the calendar.
+        anchor = 1
+    else:
+        anchor = anchor_day_for(effective_cycle, activation_date, billing_day or operator.billing_day)
+    return BillingTerms(
+        mode=mode or operator.billing_mode,
+        cycle=effective_cycle,
+        anchor_day=anchor,
+        due_days=operator.due_days,
+        grace_days=operator.grace_days,
+        vat_rate=operator.vat_rate,
+        vat_inclusive=operator.vat_inclusive,
+        prorate_first=operator.prorate_first_period,
+        prorate_last=operator.prorate_last_period,
+    )
+
+
+def subscriber_terms(subscriber: Subscriber) -> BillingTerms:
+    return terms_for(
+        subscriber.operator,
+        mode=subscriber.billing_mode,
+        cycle=subscriber.billing_cycle,
+        billing_day=subscriber.billing_day,
+        activation_date=subscriber.activation_date,
+    )
+
+
+def operator_today(operator: Operator) -> dt.date:
+    """Today's calendar date where the operator is, whatever the server's own time zone."""
+    return timezone.localdate(timezone=ZoneInfo(operator.time_zone))
+
+
+def operator_date_of(operator: Operator, moment: dt.datetime) -> dt.date:
+    return timezone.localtime(moment, ZoneInfo(operator.time_zone)).date()

@@ -1,0 +1,149 @@
+"""ledger_verify: every money invariant checked over all data, in SQL so it scales to millions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+
+COUNTS_SQL = {
+    "ledger_entries": "SELECT count(*) FROM billing_ledgerentry",
+    "statements": "SELECT count(*) FROM billing_statement",
+    "bills": "SELECT count(*) FROM billing_bill",
+    "payments": "SELECT count(*) FROM billing_payment",
+    "allocations": "SELECT count(*) FROM billing_allocation",
+    "invoices": "SELECT count(*) FROM billing_invoice",
+    "credit_notes": "SELECT count(*) FROM billing_creditnote",
+    "subscribers": "SELECT count(*) FROM customers_subscriber",
+}
+
+# Each check returns the offending rows (at most 20 shown); an empty result means it holds.
+CHECKS: dict[str, str] = {
+    "statements_match_ledger": """
+        WITH projected AS (
+            SELECT subscriber_id, period_month,
+                   COALESCE(sum(amount) FILTER (WHERE category = 'billed'), 0) AS billed,
+                   COALESCE(-sum(amount) FILTER (WHERE category = 'paid'), 0) AS paid,
+                   COALESCE(sum(amount) FILTER (WHERE category = 'adjusted'), 0) AS adjusted,
+                   sum(sum(amount)) OVER (PARTITION BY subscriber_id ORDER BY period_month) AS closing_due
+            FROM billing_ledgerentry GROUP BY subscriber_id, period_month
+        )
+        SELECT COALESCE(p.subscriber_id, s.subscriber_id), COALESCE(p.period_month, s.period_month),
+               p.closing_due AS ledger_closing, s.closing_due AS statement_closing
+        FROM projected p FULL JOIN billing_statement s
+          ON s.subscriber_id = p.subscriber_id AND s.period_month = p.period_month
+        WHERE s.id IS NULL OR p.subscriber_id IS NULL OR s.billed <> p.billed OR s.paid <> p.paid
+           OR s.adjusted <> p.adjusted OR s.closing_due <> p.closing_due
+    """,
+    "statement_chain": """
+        SELECT subscriber_id, period_month, opening_due, previous_closing FROM (
+            SELECT subscriber_id, period_month, opening_due,
+                   COALESCE(lag(closing_due) OVER (PARTITION BY subscriber_id ORDER BY period_month), 0)
+                       AS previous_closing
+            FROM billing_statement) chained
+        WHERE opening_due <> previous_closing
+    """,
+    "statement_identity": """
+        SELECT id FROM billing_statement WHERE closing_due <> opening_due + billed - paid + adjusted
+    """,
+    "reversed_at_most_once": """
+        SELECT reverses_id, count(*) FROM billing_ledgerentry WHERE reverses_id IS NOT NULL
+        GROUP BY reverses_id HAVING count(*) > 1
+    """,
+    "reversals_mirror_originals": """
+        SELECT r.id FROM billing_ledgerentry r JOIN billing_ledgerentry o ON o.id = r.reverses_id
+        WHERE o.kind = 'reversal' OR r.amount <> -o.amount OR r.subscriber_id <> o.subscriber_id
+           OR r.category <> o.category
+    """,
+    "one_effective_bill_per_period": """
+        SELECT subscriber_id, period_month, count(*) FROM billing_bill WHERE reversed_at IS NULL
+        GROUP BY subscriber_id, period_month HAVING count(*) > 1
+    """,
+    "bills_match_ledger": """
+        SELECT b.id FROM billing_bill b
+        LEFT JOIN billing_ledgerentry e ON e.bill_id = b.id AND e.kind = 'bill'
+        LEFT JOIN billing_ledgerentry r ON r.reverses_id = e.id
+        WHERE e.id IS NULL OR e.amount <> b.total OR (r.id IS NULL) <> (b.reversed_at IS NULL)
+    """,
+    "bill_lines_sum_to_total": """
+        SELECT b.id FROM billing_bill b JOIN billing_billline l ON l.bill_id = b.id
+        GROUP BY b.id, b.total HAVING sum(l.amount) <> b.total
+    """,
+    "payments_match_ledger": """
+        SELECT p.id FROM billing_payment p
+        LEFT JOIN billing_ledgerentry e ON e.payment_id = p.id AND e.kind = 'payment'
+        WHERE e.id IS NULL OR e.amount <> -p.amount
+    """,
+    "allocations_within_sources": """
+        SELECT a.source_id, sum(a.amount), -max(e.amount) FROM billing_allocation a
+        JOIN billing_ledgerentry e ON e.id = a.source_id
+        GROUP BY a.source_id HAVING sum(a.amount) > -max(e.amount) OR sum(a.amount) < 0
+    """,
+    "allocations_within_bills": """
+        SELECT a.bill_id, sum(a.amount), max(b.total) FROM billing_allocation a
+        JOIN billing_bill b ON b.id = a.bill_id
+        GROUP BY a.bill_id HAVING sum(a.amount) > max(b.total) OR sum(a.amount) < 0
+    """,
+    "allocations_same_subscriber": """
+        SELECT a.id FROM billing_allocation a JOIN billing_ledgerentry e ON e.id = a.source_id
+        JOIN billing_bill b ON b.id = a.bill_id WHERE e.subscriber_id <> b.subscriber_id
+    """,
+    "no_allocation_to_reversed": """
+        SELECT a.bill_id, a.source_id, sum(a.amount) FROM billing_allocation a
+        JOIN billing_bill b ON b.id = a.bill_id
+        WHERE b.reversed_at IS NOT NULL
+           OR EXISTS (SELECT 1 FROM billing_ledgerentry r WHERE r.reverses_id = a.source_id)
+        GROUP BY a.bill_id, a.source_id HAVING sum(a.amount) <> 0
+    """,
+    "invoice_numbers_gapless": """
+        SELECT operator_id, year, count(*), min(number), max(number) FROM billing_invoice
+        GROUP BY operator_id, year HAVING min(number) <> 1 OR max(number) <> count(*)
+    """,
+    "credit_note_numbers_gapless": """
+        SELECT operator_id, year, count(*), min(number), max(number) FROM billing_creditnote
+        GROUP BY operator_id, year HAVING min(number) <> 1 OR max(number) <> count(*)
+    """,
+    "sequences_match_documents": """
+        SELECT q.operator_id, q.kind, q.year, q.last_number, COALESCE(i.n, c.n, 0) FROM billing_documentsequence q
+        LEFT JOIN (SELECT operator_id, year, max(number) n FROM billing_invoice GROUP BY 1, 2) i
+          ON q.kind = 'invoice' AND i.operator_id = q.operator_id AND i.year = q.year
+        LEFT JOIN (SELECT operator_id, year, max(number) n FROM billing_creditnote GROUP BY 1, 2) c
+          ON q.kind = 'credit_note' AND c.operator_id = q.operator_id AND c.year = q.year
+        WHERE q.last_number <> COALESCE(i.n, c.n, 0)
+    """,
+    "voided_invoices_have_credit_notes": """
+        SELECT i.id FROM billing_invoice i LEFT JOIN billing_creditnote c ON c.invoice_id = i.id
+        WHERE (i.voided_at IS NULL) <> (c.id IS NULL)
+    """,
+}
+
+
+@dataclass
+class VerificationReport:
+    counts: dict[str, int] = field(default_factory=dict)
+    violations: dict[str, list[list[Any]]] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(self.checks.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "counts": self.counts, "checks": self.checks, "violations": self.violations}
+
+
+def ledger_verify() -> VerificationReport:
+    report = VerificationReport()
+    with connection.cursor() as cursor:
+        for name, sql in COUNTS_SQL.items():
+            cursor.execute(sql)
+            row = cursor.fetchone()
+            report.counts[name] = int(row[0]) if row else 0
+        for name, sql in CHECKS.items():
+            cursor.execute(sql + " LIMIT 20")
+            rows = [list(row) for row in cursor.fetchall()]
+            report.checks[name] = not rows
+            if rows:
+                report.violations[name] = rows
+    return report
