@@ -36,7 +36,7 @@ class ProtocolError(Exception):
     """The peer sent bytes that are not a valid API stream."""
 
 
-class ConnectionClosed(ProtocolError):  # noqa: N818 - mirrors librouteros' name for the same condition
+class ConnectionClosed(ProtocolError):
     """The peer closed the connection (cleanly between sentences or in the middle of one)."""
 
     def __init__(self, message: str, *, mid_sentence: bool = False) -> None:

@@ -1,0 +1,39 @@
+# Sonjog: `make demo` and `make test` are the whole set-up on a fresh clone (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-only lint typecheck lock bench clean-db
+
+install: $(STAMP)
+
+$(STAMP): requirements/dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/sonjog migrate --no-input -v0
+	$(BIN)/sonjog demo
+
+test: install test-only
+
+test-only:
+	$(BIN)/sonjog makemigrations --check --dry-run -v0
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy sonjog
+
+lock:
+	$(BIN)/uv pip compile --python-version 3.11 --generate-hashes --no-header --no-emit-index-url pyproject.toml -o requirements/base.txt
+	$(BIN)/uv pip compile --python-version 3.11 --generate-hashes --no-header --no-emit-index-url --extra dev pyproject.toml -o requirements/dev.txt
+
+bench: install
+	$(BIN)/sonjog migrate --no-input -v0
+	$(BIN)/sonjog bench --subscribers 30000 --months 36

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+DEMO_USERNAME = "admin"
+DEMO_PASSWORD = "sonjog-demo"
+
+
+class Command(BaseCommand):
+    help = "Load the demo ISP when the database is empty, then serve the web UI and run the worker."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-serve", action="store_true", help="load data and the login, then exit")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from sonjog.operators.models import Operator, Staff, StaffRole
+        from sonjog.operators.services import role_group
+
+        if not Operator.objects.filter(code="demo-isp").exists():
+            self.stdout.write("Loading the demo ISP (2,000 subscribers, 12 months) ...")
+            call_command("seed", subscribers=2000, months=12, random_seed=7)
+        with transaction.atomic():
+            user = User.objects.filter(username=DEMO_USERNAME).first()
+            if user is None:
+                user = User.objects.create_superuser(DEMO_USERNAME, "", DEMO_PASSWORD)
+                user.groups.add(role_group(StaffRole.OWNER))
+                Staff.objects.create(user=user, operator=Operator.objects.get(code="demo-isp"), role=StaffRole.OWNER)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        if options["no_serve"]:
+            return
+        url = f"http://{options['host']}:{options['port']}/"
+        self.stdout.write(self.style.SUCCESS(f"\nSonjog is running at {url}"))
+        self.stdout.write(f"Sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}  (Ctrl+C stops everything)\n")
+        sonjog = [sys.executable, "-m", "sonjog.cli"]
+        children = [
+            subprocess.Popen([*sonjog, "worker"], env=os.environ.copy()),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "sonjog.asgi:application",
+                    "--host",
+                    options["host"],
+                    "--port",
+                    str(options["port"]),
+                    "--log-level",
+                    "warning",
+                ],
+                env=os.environ.copy(),
+            ),
+        ]
+        try:
+            children[-1].wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGINT)
+            for child in children:
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()

@@ -1,0 +1,6 @@
+"""RouterOS API emulator (real MikroTik wire protocol) for tests and demos.
+
+``protocol`` holds the word/sentence encoding, ``emulator`` the 127.0.0.1-only server
+(:class:`~sonjog.network.routeros.emulator.RouterOSEmulator`) and ``tls`` the throw-away
+certificate used by its API-SSL listener.
+"""
