@@ -20,7 +20,8 @@ _codes = itertools.count(1)
 
 def make_operator(**settings: object) -> Operator:
     number = next(_codes)
-    return operator_create(code=f"isp-{number}", name=f"ISP {number}", customer_id_prefix=f"T{number}X", **settings)
+    settings.setdefault("customer_id_prefix", f"T{number}X")
+    return operator_create(code=f"isp-{number}", name=f"ISP {number}", **settings)
 
 
 def make_package(operator: Operator, price: str = "1000.00", vat: bool = True, name: str = "") -> Package:

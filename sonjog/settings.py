@@ -80,7 +80,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
-            **embedded_server_settings(VAR_DIR / "pgdata"),
+            **embedded_server_settings(VAR_DIR / "pgdata", os.environ.get("SONJOG_DATABASE_NAME", "sonjog")),
             "CONN_MAX_AGE": 60,
         }
     }

@@ -217,8 +217,15 @@ def _analyze() -> None:
     """The seed is one transaction, so autovacuum never sees its rows; without fresh statistics the
     planner would treat million-row tables as empty and pick nested-loop plans."""
     with connection.cursor() as cursor:
-        for table in ("customers_subscriber", "billing_bill", "billing_ledgerentry", "billing_statement",
-                      "billing_allocation", "billing_payment", "billing_invoice"):
+        for table in (
+            "customers_subscriber",
+            "billing_bill",
+            "billing_ledgerentry",
+            "billing_statement",
+            "billing_allocation",
+            "billing_payment",
+            "billing_invoice",
+        ):
             cursor.execute(f"ANALYZE {table}")
 
 

@@ -33,8 +33,10 @@ def _can_grant_discount(actor: AbstractBaseUser | None) -> bool:
 
 
 def customer_id_next(operator: Operator) -> str:
-    """Take the operator's next customer ID. The operator row lock serialises concurrent sign-ups."""
-    locked = Operator.objects.select_for_update().get(pk=operator.pk)
+    """Take the operator's next customer ID. The operator row lock serialises concurrent sign-ups; it is
+    NO KEY UPDATE so that concurrent writers of rows referencing the operator (their foreign-key
+    checks take KEY SHARE) are not blocked, which would deadlock against the invoice sequence."""
+    locked = Operator.objects.select_for_update(no_key=True).get(pk=operator.pk)
     sequence = locked.customer_id_next
     Operator.objects.filter(pk=operator.pk).update(customer_id_next=sequence + 1)
     return (

@@ -1,4 +1,5 @@
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -22,7 +23,10 @@ def test_activation_bills_the_first_prorated_period_at_once(operator, package):
     bill = Bill.objects.get(subscriber=subscriber)
     # 20 of June's 30 days at 1000/month.
     assert (bill.period_start, bill.period_end, bill.total, bill.is_prorated) == (
-        D(2027, 6, 11), D(2027, 7, 1), Decimal("666.67"), True,
+        D(2027, 6, 11),
+        D(2027, 7, 1),
+        Decimal("666.67"),
+        True,
     )
     run = BillingRun.objects.get(bills=bill)
     assert run.trigger == BillingRun.Trigger.ACTIVATION
@@ -113,7 +117,7 @@ def test_statements_chain_and_invoices_are_numbered(operator, package):
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 1, 1))
     rows = list(Statement.objects.filter(subscriber=subscriber).order_by("period_month"))
     assert len(rows) == Bill.objects.filter(subscriber=subscriber).count()
-    for previous, current in zip(rows, rows[1:], strict=False):
+    for previous, current in itertools.pairwise(rows):
         assert current.opening_due == previous.closing_due
     numbers = sorted(Invoice.objects.filter(operator=operator).values_list("number", flat=True))
     assert numbers == list(range(1, len(numbers) + 1))
@@ -125,9 +129,22 @@ def test_discount_needs_permission(operator, package, clerk, owner):
     from sonjog.customers.services import subscriber_create
 
     with pytest.raises(DiscountNotPermitted):
-        subscriber_create(operator=operator, name="X", phone="01711111111", package=package,
-                          monthly_discount=Decimal("100"), actor=clerk)
-    subscriber = subscriber_create(operator=operator, name="Y", phone="01711111112", package=package,
-                                   monthly_discount=Decimal("100"), actor=owner, activation_date=D(2027, 6, 1))
+        subscriber_create(
+            operator=operator,
+            name="X",
+            phone="01711111111",
+            package=package,
+            monthly_discount=Decimal("100"),
+            actor=clerk,
+        )
+    subscriber = subscriber_create(
+        operator=operator,
+        name="Y",
+        phone="01711111112",
+        package=package,
+        monthly_discount=Decimal("100"),
+        actor=owner,
+        activation_date=D(2027, 6, 1),
+    )
     bill = Bill.objects.get(subscriber=subscriber)
     assert (bill.discount, bill.total) == (Decimal("100.00"), Decimal("900.00"))

@@ -73,18 +73,28 @@ def test_duplicate_payment_within_30_seconds_needs_confirmation(operator, packag
 
 def test_gateway_transaction_is_recorded_once(operator, package):
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
-    payment_record(subscriber=subscriber, amount=Decimal("100.00"), method="bkash", gateway="bkash",
-                   gateway_transaction_id="9XK2")
+    payment_record(
+        subscriber=subscriber, amount=Decimal("100.00"), method="bkash", gateway="bkash", gateway_transaction_id="9XK2"
+    )
     with pytest.raises(DuplicateGatewayTransaction):
-        payment_record(subscriber=subscriber, amount=Decimal("200.00"), method="bkash", gateway="bkash",
-                       gateway_transaction_id="9XK2")
+        payment_record(
+            subscriber=subscriber,
+            amount=Decimal("200.00"),
+            method="bkash",
+            gateway="bkash",
+            gateway_transaction_id="9XK2",
+        )
     assert LedgerEntry.objects.filter(subscriber=subscriber, kind="payment").count() == 1
 
 
 @pytest.mark.parametrize(
     ("amount", "method", "error"),
-    [(Decimal("0"), "cash", InvalidAmount), (Decimal("-5"), "cash", InvalidAmount),
-     (Decimal("1.001"), "cash", InvalidAmount), (Decimal("5"), "barter", InvalidPaymentMethod)],
+    [
+        (Decimal("0"), "cash", InvalidAmount),
+        (Decimal("-5"), "cash", InvalidAmount),
+        (Decimal("1.001"), "cash", InvalidAmount),
+        (Decimal("5"), "barter", InvalidPaymentMethod),
+    ],
 )
 def test_bad_payments_change_nothing(operator, package, amount, method, error):
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
@@ -97,8 +107,10 @@ def test_bad_payments_change_nothing(operator, package, amount, method, error):
 def test_ledger_refuses_update_and_delete(operator, package):
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
     entry = LedgerEntry.objects.filter(subscriber=subscriber).first()
-    for statement in ("UPDATE billing_ledgerentry SET amount = 0 WHERE id = %s",
-                      "DELETE FROM billing_ledgerentry WHERE id = %s"):
+    for statement in (
+        "UPDATE billing_ledgerentry SET amount = 0 WHERE id = %s",
+        "DELETE FROM billing_ledgerentry WHERE id = %s",
+    ):
         with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statement, [entry.pk])
     with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
@@ -107,8 +119,12 @@ def test_ledger_refuses_update_and_delete(operator, package):
 
 def test_reversal_of_a_payment_cascades_statements_forward(operator, package):
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 3, 1))
-    payment = payment_record(subscriber=subscriber, amount=Decimal("1000.00"), method="cash",
-                             received_at=dt.datetime(2027, 4, 10, 6, 0, tzinfo=dt.UTC))
+    payment = payment_record(
+        subscriber=subscriber,
+        amount=Decimal("1000.00"),
+        method="cash",
+        received_at=dt.datetime(2027, 4, 10, 6, 0, tzinfo=dt.UTC),
+    )
     closing_before = list(Statement.objects.filter(subscriber=subscriber).values_list("closing_due", flat=True))
     entry = LedgerEntry.objects.get(payment=payment)
     reversal = entry_reverse(entry=entry, reason="cheque bounced")
@@ -132,15 +148,29 @@ def test_database_refuses_a_second_reversal_even_without_the_service(operator, p
     entry = LedgerEntry.objects.get(subscriber=subscriber, kind="bill")
     entry_reverse(entry=entry, reason="wrong package")
     with pytest.raises(IntegrityError), transaction.atomic():
-        LedgerEntry.objects.create(operator=operator, subscriber=subscriber, kind="reversal", category="billed",
-                                   amount=-entry.amount, effective_date=entry.effective_date,
-                                   period_month=entry.period_month, reverses=entry)
+        LedgerEntry.objects.create(
+            operator=operator,
+            subscriber=subscriber,
+            kind="reversal",
+            category="billed",
+            amount=-entry.amount,
+            effective_date=entry.effective_date,
+            period_month=entry.period_month,
+            reverses=entry,
+        )
     with pytest.raises((IntegrityError, InternalError), match="mirror"), transaction.atomic():
         other = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
         other_entry = LedgerEntry.objects.get(subscriber=other, kind="bill")
-        LedgerEntry.objects.create(operator=operator, subscriber=other, kind="reversal", category="billed",
-                                   amount=Decimal("-1.00"), effective_date=other_entry.effective_date,
-                                   period_month=other_entry.period_month, reverses=other_entry)
+        LedgerEntry.objects.create(
+            operator=operator,
+            subscriber=other,
+            kind="reversal",
+            category="billed",
+            amount=Decimal("-1.00"),
+            effective_date=other_entry.effective_date,
+            period_month=other_entry.period_month,
+            reverses=other_entry,
+        )
 
 
 def test_invoice_void_issues_a_numbered_credit_note_and_releases_allocations(operator, package):
@@ -157,7 +187,10 @@ def test_invoice_void_issues_a_numbered_credit_note_and_releases_allocations(ope
         invoice_void(invoice=Invoice.objects.get(bill=may), reason="twice")
     # Reversing a bill entry with an invoice goes through the credit note too.
     entry_reverse(entry=LedgerEntry.objects.get(bill=june, kind="bill"), reason="also wrong")
-    assert list(CreditNote.objects.filter(operator=operator).values_list("number", flat=True).order_by("number")) == [1, 2]
+    assert list(CreditNote.objects.filter(operator=operator).values_list("number", flat=True).order_by("number")) == [
+        1,
+        2,
+    ]
     assert ledger_verify().ok
 
 
@@ -177,8 +210,11 @@ def test_package_change_mid_period_credits_old_and_charges_new(operator, package
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
     bigger = make_package(operator, "1600.00", vat=False)
     subscriber_change_package(subscriber=subscriber, package=bigger, effective_date=D(2027, 6, 16))
-    entries = list(LedgerEntry.objects.filter(subscriber=subscriber, kind="adjustment").order_by("id")
-                   .values_list("amount", flat=True))
+    entries = list(
+        LedgerEntry.objects.filter(subscriber=subscriber, kind="adjustment")
+        .order_by("id")
+        .values_list("amount", flat=True)
+    )
     # 15 of 30 days remain: credit 500 of the old 1000, charge 800 of the new 1600.
     assert entries == [Decimal("-500.00"), Decimal("800.00")]
     assert Subscriber.objects.get(pk=subscriber.pk).package == bigger
