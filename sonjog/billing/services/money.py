@@ -232,6 +232,8 @@ def entry_reverse(
     with transaction.atomic():
         subscriber_lock(entry.subscriber_id)
         entry = LedgerEntry.objects.select_related("bill").get(pk=entry.pk)
+        if LedgerEntry.objects.filter(reverses=entry).exists():
+            raise AlreadyReversed(f"entry #{entry.pk} is already reversed")
         if entry.bill_id is not None and entry.kind == EntryKind.BILL:
             invoice = Invoice.objects.filter(bill_id=entry.bill_id).first()
             if invoice is not None:

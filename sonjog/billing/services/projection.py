@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import connection
+from django.db.models import Q
 
 from sonjog.billing.calculation import bill_amounts
 from sonjog.billing.models import Allocation, Bill, EntryKind, LedgerEntry
@@ -189,7 +190,15 @@ def money_changed(subscriber_ids: Iterable[int], touched: Iterable[tuple[int, dt
     for subscriber_id in ids:
         allocations_rebalance(subscriber_id)
     statements_reproject(touched)
-    prepaid_ids = Subscriber.objects.filter(pk__in=ids, activation_date__isnull=False).values_list("pk", flat=True)
+    # Only prepaid subscribers (their own override, or their operator's mode) carry a validity date.
+    prepaid_ids = (
+        Subscriber.objects.filter(pk__in=ids, activation_date__isnull=False)
+        .filter(
+            Q(billing_mode=BillingMode.PREPAID)
+            | Q(billing_mode__isnull=True, operator__billing_mode=BillingMode.PREPAID)
+        )
+        .values_list("pk", flat=True)
+    )
     for subscriber_id in prepaid_ids:
         expiry = prepaid_expiry(subscriber_id)
         Subscriber.objects.filter(pk=subscriber_id).exclude(expires_on=expiry).update(expires_on=expiry)

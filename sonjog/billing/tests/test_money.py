@@ -147,6 +147,8 @@ def test_database_refuses_a_second_reversal_even_without_the_service(operator, p
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
     entry = LedgerEntry.objects.get(subscriber=subscriber, kind="bill")
     entry_reverse(entry=entry, reason="wrong package")
+    with pytest.raises(AlreadyReversed):  # a bill's second reversal, not a second invoice void
+        entry_reverse(entry=entry, reason="wrong package again")
     with pytest.raises(IntegrityError), transaction.atomic():
         LedgerEntry.objects.create(
             operator=operator,

@@ -53,7 +53,7 @@ def assert_fifo_saturated(subscriber_id):
     assert not (open_bills and spare > 0), (open_bills, spare)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(operation, min_size=1, max_size=12),
     st.sampled_from(["monthly", "cumulative", "prepaid"]),

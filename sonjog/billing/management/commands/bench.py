@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from sonjog.billing.bench import run_bench
+from sonjog.core.cli import to_json, usage_error
+from sonjog.core.progress import Progress
+from sonjog.customers.models import Subscriber
+
+
+class Command(BaseCommand):
+    help = "Seed a synthetic ISP into an EMPTY database and print the performance figures."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--subscribers", type=int, default=30000)
+        parser.add_argument("--months", type=int, default=36)
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["subscribers"] < 100 or options["months"] < 2:
+            raise usage_error("bench needs at least 100 subscribers and 2 months")
+        if Subscriber.objects.exists():
+            raise usage_error(
+                "this database already holds subscribers; bench seeds its own data, so point it at an empty one "
+                "(e.g. SONJOG_VAR_DIR=/tmp/sonjog-bench sonjog migrate && SONJOG_VAR_DIR=/tmp/sonjog-bench sonjog bench)"
+            )
+        progress = Progress(options["months"] + 12, "bench", enabled=True)
+        results = run_bench(
+            subscribers=options["subscribers"],
+            months=options["months"],
+            progress=lambda note: progress.advance(note=note),
+        )
+        if options["json"]:
+            self.stdout.write(to_json(results))
+            return
+        for key, value in results.items():
+            self.stdout.write(f"{key:<28} {value}")
