@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -18,7 +19,7 @@ from sonjog.operators.services import operator_create, staff_create
 _codes = itertools.count(1)
 
 
-def make_operator(**settings: object) -> Operator:
+def make_operator(**settings: Any) -> Operator:
     number = next(_codes)
     settings.setdefault("customer_id_prefix", f"T{number}X")
     return operator_create(code=f"isp-{number}", name=f"ISP {number}", **settings)

@@ -77,10 +77,14 @@ if os.environ.get("DATABASE_URL"):
 else:
     from sonjog.core.embedded_db import embedded_server_settings
 
+    _embedded = embedded_server_settings(VAR_DIR / "pgdata", os.environ.get("SONJOG_DATABASE_NAME", "sonjog"))
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
-            **embedded_server_settings(VAR_DIR / "pgdata", os.environ.get("SONJOG_DATABASE_NAME", "sonjog")),
+            "HOST": _embedded["HOST"],
+            "USER": _embedded["USER"],
+            "NAME": _embedded["NAME"],
+            "PASSWORD": "",
             "CONN_MAX_AGE": 60,
         }
     }

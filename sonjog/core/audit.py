@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from sonjog.core.models import AuditEvent
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
     from sonjog.customers.models import Subscriber
     from sonjog.operators.models import Operator
@@ -15,7 +15,7 @@ def audit(
     *,
     operator: Operator,
     action: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     subscriber: Subscriber | None = None,
     **detail: Any,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 from django.db import models
 
@@ -40,6 +41,6 @@ class MoneyField(models.DecimalField):
         kwargs.setdefault("decimal_places", 2)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    def deconstruct(self) -> tuple[str, str, list[object], dict[str, object]]:
+    def deconstruct(self) -> Any:
         name, _path, args, kwargs = super().deconstruct()
         return name, "sonjog.core.money.MoneyField", args, kwargs

@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 from decimal import Decimal
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ from sonjog.customers.phone import normalize_phone
 from sonjog.operators.models import Operator
 
 
-def _can_grant_discount(actor: AbstractBaseUser | None) -> bool:
+def _can_grant_discount(actor: User | None) -> bool:
     # None is the system itself (seeding, migration imports); people need the permission.
     return actor is None or actor.has_perm("customers.grant_discount")
 
@@ -63,7 +63,7 @@ def subscriber_create(
     billing_day: int | None = None,
     monthly_discount: Decimal = ZERO,
     is_vip: bool = False,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> Subscriber:
     """Create a subscriber with the next customer ID; by default activate it today, which bills its
     first (prorated) period at once."""
@@ -115,9 +115,7 @@ def subscriber_create(
     return subscriber
 
 
-def subscriber_activate(
-    *, subscriber: Subscriber, activation_date: dt.date, actor: AbstractBaseUser | None = None
-) -> Subscriber:
+def subscriber_activate(*, subscriber: Subscriber, activation_date: dt.date, actor: User | None = None) -> Subscriber:
     """Start service: set the activation date (which anchors an anniversary cycle), intend it active,
     and bill from activation up to the current period through the one generation service."""
     with transaction.atomic():
@@ -151,9 +149,7 @@ def subscriber_activate(
     return locked
 
 
-def subscriber_set_intent(
-    *, subscriber: Subscriber, intent: str, reason: str, actor: AbstractBaseUser | None = None
-) -> Subscriber:
+def subscriber_set_intent(*, subscriber: Subscriber, intent: str, reason: str, actor: User | None = None) -> Subscriber:
     """Suspend, reactivate or disable service. VIP subscribers are never suspended."""
     if intent not in (ServiceIntent.ACTIVE, ServiceIntent.SUSPENDED, ServiceIntent.DISABLED):
         raise SubscriberError(f"use subscriber_terminate to end service, not intent '{intent}'")
@@ -182,7 +178,7 @@ def subscriber_change_package(
     subscriber: Subscriber,
     package: Package,
     effective_date: dt.date | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> Subscriber:
     """Switch package. If the current period is already billed, credit the old package's remaining
     days and charge the new one's, both prorated by days and with VAT as billed."""
@@ -241,7 +237,7 @@ def subscriber_terminate(
     subscriber: Subscriber,
     terminated_on: dt.date | None = None,
     reason: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> Subscriber:
     """End service. Bills for periods after the end are reversed; the period holding the end date is
     credited for its unused days when the operator prorates last periods."""

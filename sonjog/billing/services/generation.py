@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -163,7 +163,7 @@ def bill_generate_period(
     operator: Operator,
     period_month: dt.date,
     trigger: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     subscriber_ids: list[int] | None = None,
     today: dt.date | None = None,
     started_by: dt.date | None = None,
@@ -321,7 +321,7 @@ def _insert(
     operator: Operator,
     run_id: int,
     planned: list[_PlannedBill],
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     today: dt.date,
 ) -> list[tuple[Any, ...]]:
     if not planned:

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -42,7 +42,7 @@ from sonjog.core.money import round_money
 from sonjog.customers.models import Subscriber
 
 
-def _actor(actor: AbstractBaseUser | None) -> AbstractBaseUser | None:
+def _actor(actor: User | None) -> User | None:
     return actor if actor is not None and actor.pk else None
 
 
@@ -61,8 +61,8 @@ def payment_record(
     method: str,
     reference: str = "",
     received_at: dt.datetime | None = None,
-    collector: AbstractBaseUser | None = None,
-    actor: AbstractBaseUser | None = None,
+    collector: User | None = None,
+    actor: User | None = None,
     confirm_duplicate: bool = False,
     gateway: str = "",
     gateway_transaction_id: str = "",
@@ -136,7 +136,7 @@ def adjustment_add(
     amount: Decimal,
     reason: str,
     memo: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     effective_date: dt.date | None = None,
 ) -> LedgerEntry:
     """A credit (negative) or debit (positive) with a reason; it never edits anything earlier."""
@@ -158,7 +158,7 @@ def _adjustment_append(
     amount: Decimal,
     reason: str,
     memo: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     effective_date: dt.date | None,
 ) -> LedgerEntry:
     day = effective_date or operator_today(locked.operator)
@@ -193,7 +193,7 @@ def outage_credit_add(
     period_month: dt.date,
     outage_minutes: int,
     memo: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> LedgerEntry:
     """Credit price x outage_minutes / minutes_in_period for one billed period."""
     if outage_minutes <= 0:
@@ -221,7 +221,7 @@ def entry_reverse(
     *,
     entry: LedgerEntry,
     reason: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     effective_date: dt.date | None = None,
 ) -> LedgerEntry:
     """Cancel one entry by appending its mirror. Dated into the original's period by default, so the
@@ -241,9 +241,7 @@ def entry_reverse(
         return _reverse_locked(entry, reason, actor, effective_date)
 
 
-def _reverse_locked(
-    entry: LedgerEntry, reason: str, actor: AbstractBaseUser | None, effective_date: dt.date | None
-) -> LedgerEntry:
+def _reverse_locked(entry: LedgerEntry, reason: str, actor: User | None, effective_date: dt.date | None) -> LedgerEntry:
     if entry.kind == EntryKind.REVERSAL:
         raise NotReversible("a reversal cannot be reversed; record a new entry instead")
     if LedgerEntry.objects.filter(reverses=entry).exists():
@@ -284,7 +282,7 @@ def _reverse_locked(
     return reversal
 
 
-def invoice_void(*, invoice: Invoice, reason: str, actor: AbstractBaseUser | None = None) -> CreditNote:
+def invoice_void(*, invoice: Invoice, reason: str, actor: User | None = None) -> CreditNote:
     """Void an invoice: a credit note with its own gapless number, and the bill's entry reversed."""
     if not reason.strip():
         raise BillingError("voiding an invoice needs a reason")
@@ -294,7 +292,7 @@ def invoice_void(*, invoice: Invoice, reason: str, actor: AbstractBaseUser | Non
 
 
 def _invoice_void_locked(
-    invoice: Invoice, reason: str, actor: AbstractBaseUser | None, effective_date: dt.date | None
+    invoice: Invoice, reason: str, actor: User | None, effective_date: dt.date | None
 ) -> CreditNote:
     if invoice.voided_at is not None:
         raise InvoiceAlreadyVoided(f"invoice {invoice} is already voided")

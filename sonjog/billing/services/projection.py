@@ -101,8 +101,8 @@ def allocations_rebalance(subscriber_id: int) -> None:
             allocated_from[source_id] = allocated_from.get(source_id, ZERO) + net
             allocated_to[bill_id] = allocated_to.get(bill_id, ZERO) + net
 
-    sources = [
-        [entry_id, -amount - allocated_from.get(entry_id, ZERO)]
+    sources: list[tuple[int, list[Decimal]]] = [
+        (entry_id, [-amount - allocated_from.get(entry_id, ZERO)])
         for entry_id, amount in LedgerEntry.objects.filter(
             subscriber_id=subscriber_id,
             kind__in=[EntryKind.PAYMENT, EntryKind.ADJUSTMENT, EntryKind.OPENING_BALANCE],
@@ -112,24 +112,25 @@ def allocations_rebalance(subscriber_id: int) -> None:
         .order_by("effective_date", "id")
         .values_list("id", "amount")
     ]
-    bills = [
-        [bill_id, total - allocated_to.get(bill_id, ZERO)]
+    bills: list[tuple[int, list[Decimal]]] = [
+        (bill_id, [total - allocated_to.get(bill_id, ZERO)])
         for bill_id, total in Bill.objects.filter(subscriber_id=subscriber_id, reversed_at__isnull=True)
         .order_by("period_month", "id")
         .values_list("id", "total")
     ]
     new_rows = list(releases)
     source_index = 0
-    for bill in bills:
-        while bill[1] > 0 and source_index < len(sources):
-            source = sources[source_index]
-            if source[1] <= 0:
+    # Each remaining amount sits in a one-element list so it can be decremented in place.
+    for bill_id, bill_open in bills:
+        while bill_open[0] > 0 and source_index < len(sources):
+            source_id, source_left = sources[source_index]
+            if source_left[0] <= 0:
                 source_index += 1
                 continue
-            amount = min(source[1], bill[1])
-            new_rows.append(Allocation(source_id=source[0], bill_id=bill[0], amount=amount))
-            source[1] -= amount
-            bill[1] -= amount
+            amount = min(source_left[0], bill_open[0])
+            new_rows.append(Allocation(source_id=source_id, bill_id=bill_id, amount=amount))
+            source_left[0] -= amount
+            bill_open[0] -= amount
     if new_rows:
         Allocation.objects.bulk_create(new_rows)
 

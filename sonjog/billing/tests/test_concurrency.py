@@ -62,7 +62,7 @@ def test_concurrent_runs_signup_and_rerun_bill_each_period_exactly_once():
     # visible to a run) are billed for the target month exactly once between the three runs.
     assert sum(run.created for run in runs) in (40, 41)
     for subscriber in Subscriber.objects.filter(operator=operator):
-        counts = {}
+        counts: dict[dt.date, int] = {}
         for month in Bill.objects.filter(subscriber=subscriber, reversed_at__isnull=True).values_list(
             "period_month", flat=True
         ):

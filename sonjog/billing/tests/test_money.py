@@ -106,7 +106,7 @@ def test_bad_payments_change_nothing(operator, package, amount, method, error):
 
 def test_ledger_refuses_update_and_delete(operator, package):
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
-    entry = LedgerEntry.objects.filter(subscriber=subscriber).first()
+    entry = LedgerEntry.objects.filter(subscriber=subscriber).get()
     for statement in (
         "UPDATE billing_ledgerentry SET amount = 0 WHERE id = %s",
         "DELETE FROM billing_ledgerentry WHERE id = %s",

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         if Subscriber.objects.exists():
             raise usage_error(
                 "this database already holds subscribers; bench seeds its own data, so point it at an empty one "
-                "(e.g. SONJOG_VAR_DIR=/tmp/sonjog-bench sonjog migrate && SONJOG_VAR_DIR=/tmp/sonjog-bench sonjog bench)"
+                "(e.g. SONJOG_VAR_DIR=/tmp/sonjog-bench sonjog migrate, then the same variable for sonjog bench)"
             )
         progress = Progress(options["months"] + 12, "bench", enabled=True)
         results = run_bench(

@@ -43,5 +43,5 @@ class Command(BaseCommand):
             f"skipped (existing) {total.skipped_existing}, skipped (future joiners) "
             f"{total.skipped_future_joiners}, errors {len(total.errors)} in {summary['seconds']} s"
         )
-        for error in total.errors:
-            self.stdout.write(f"  {error['subscriber']}: {error['error']}")
+        for failure in total.errors:
+            self.stdout.write(f"  {failure['subscriber']}: {failure['error']}")
