@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "sonjog.customers",
     "sonjog.catalog",
     "sonjog.billing",
+    "sonjog.network",
 ]
 
 MIDDLEWARE = [
@@ -109,6 +110,17 @@ USE_TZ = True
 SONJOG_CURRENCY = os.environ.get("SONJOG_CURRENCY", "BDT")
 # Seconds within which a second identical payment is refused unless confirmed (DESIGN section 4).
 SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS = int(os.environ.get("SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS", "30"))
+
+# Encrypts router credentials at rest; keep it stable (changing it makes stored credentials unreadable).
+SONJOG_FIELD_KEY = os.environ.get("SONJOG_FIELD_KEY", SECRET_KEY)
+# The router outbox: attempts before a command is marked failed, and the wait between attempts.
+SONJOG_OUTBOX_MAX_ATTEMPTS = int(os.environ.get("SONJOG_OUTBOX_MAX_ATTEMPTS", "10"))
+SONJOG_OUTBOX_RETRY_SECONDS = int(os.environ.get("SONJOG_OUTBOX_RETRY_SECONDS", "120"))
+# A drop of this share of online subscribers within the window raises a "possible network fault".
+SONJOG_ONLINE_DROP_PERCENT = int(os.environ.get("SONJOG_ONLINE_DROP_PERCENT", "30"))
+SONJOG_ONLINE_DROP_WINDOW_MINUTES = int(os.environ.get("SONJOG_ONLINE_DROP_WINDOW_MINUTES", "10"))
+# RADIUS interim-update interval; a session silent for 3 intervals is closed as stale.
+SONJOG_RADIUS_INTERIM_SECONDS = int(os.environ.get("SONJOG_RADIUS_INTERIM_SECONDS", "300"))
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -32,6 +32,13 @@ def _can_grant_discount(actor: User | None) -> bool:
     return actor is None or actor.has_perm("customers.grant_discount")
 
 
+def _enqueue(subscriber: Subscriber, reason: str) -> None:
+    """Queue the router command for this intent in the caller's transaction (never a signal)."""
+    from sonjog.network.services import outbox_enqueue
+
+    outbox_enqueue(subscriber=subscriber, requested_by=reason)
+
+
 def customer_id_next(operator: Operator) -> str:
     """Take the operator's next customer ID. The operator row lock serialises concurrent sign-ups; it is
     NO KEY UPDATE so that concurrent writers of rows referencing the operator (their foreign-key
@@ -127,6 +134,7 @@ def subscriber_activate(*, subscriber: Subscriber, activation_date: dt.date, act
         locked.service_intent = ServiceIntent.ACTIVE
         locked.service_intent_at = timezone.now()
         locked.save(update_fields=["activation_date", "service_intent", "service_intent_at"])
+        _enqueue(locked, "activation")
         audit(
             operator=locked.operator,
             action="subscriber.activate",
@@ -163,6 +171,7 @@ def subscriber_set_intent(*, subscriber: Subscriber, intent: str, reason: str, a
             locked.service_intent = intent
             locked.service_intent_at = timezone.now()
             locked.save(update_fields=["service_intent", "service_intent_at"])
+            _enqueue(locked, reason or f"intent {intent}")
             audit(
                 operator=locked.operator,
                 action=f"subscriber.intent.{intent}",
@@ -220,6 +229,7 @@ def subscriber_change_package(
                 _adjustment_append(locked, charge, AdjustmentReason.PACKAGE_CHANGE, f"Charge: {note}", actor, day)
         locked.package = package
         locked.save(update_fields=["package"])
+        _enqueue(locked, f"package change to {package.name}")
         audit(
             operator=locked.operator,
             action="subscriber.change_package",
@@ -274,6 +284,7 @@ def subscriber_terminate(
         locked.service_intent = ServiceIntent.TERMINATED
         locked.service_intent_at = timezone.now()
         locked.save(update_fields=["terminated_on", "service_intent", "service_intent_at", "activation_date"])
+        _enqueue(locked, "termination")
         audit(
             operator=locked.operator,
             action="subscriber.terminate",

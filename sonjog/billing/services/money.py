@@ -118,6 +118,9 @@ def payment_record(
             created_by=_actor(actor),
         )
         money_changed([locked.pk], [(locked.pk, entry.period_month)])
+        from sonjog.network.enforcement import reactivate_if_cleared
+
+        reactivate_if_cleared(locked, reason=f"payment #{payment.pk} cleared the due")
         audit(
             operator=locked.operator,
             action="payment.record",

@@ -1,0 +1,2 @@
+class NetworkError(Exception):
+    """A network rule was broken; the message is fit for the user."""

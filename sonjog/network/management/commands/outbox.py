@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from sonjog.core.cli import to_json, usage_error
+from sonjog.network.exceptions import NetworkError
+from sonjog.network.models import OutboxCommand, OutboxStatus
+from sonjog.network.services import outbox_drain, outbox_retry
+
+
+class Command(BaseCommand):
+    help = "List router commands (the enforcement outbox); retry a failed one or drain what is due."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--status", choices=OutboxStatus.values)
+        parser.add_argument("--limit", type=int, default=100)
+        parser.add_argument("--retry", type=int, metavar="ID", help="retry one failed command")
+        parser.add_argument("--drain", action="store_true", help="execute every due command now")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["retry"]:
+            command = OutboxCommand.objects.filter(pk=options["retry"]).first()
+            if command is None:
+                raise usage_error(f"no outbox command #{options['retry']}")
+            try:
+                outbox_retry(command)
+            except NetworkError as error:
+                raise usage_error(str(error)) from None
+        if options["drain"]:
+            counts = outbox_drain()
+            if not options["json"]:
+                self.stdout.write(f"drained: {counts}")
+        rows = OutboxCommand.objects.select_related("subscriber", "router").order_by("-requested_at")
+        if options["status"]:
+            rows = rows.filter(status=options["status"])
+        items = [
+            {
+                "id": c.pk,
+                "subscriber": c.subscriber.customer_id,
+                "router": c.router.name,
+                "status": c.status,
+                "requested_by": c.requested_by,
+                "requested_at": c.requested_at,
+                "attempts": c.attempts,
+                "next_attempt_at": c.next_attempt_at,
+                "last_error": c.last_error,
+                "latency_ms": c.latency_ms,
+            }
+            for c in rows[: options["limit"]]
+        ]
+        if options["json"]:
+            self.stdout.write(to_json({"commands": items}))
+            return
+        for item in items:
+            self.stdout.write(
+                f"#{item['id']:<6} {item['status']:<11} {item['subscriber']:<14} {item['router']:<12} "
+                f"tries {item['attempts']:<2} {item['requested_by'][:30]:<30} {item['last_error'][:60]}"
+            )

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from sonjog.core.cli import to_json
+from sonjog.network import router_io
+from sonjog.network.management.commands._routers import router_by_name
+from sonjog.network.models import Router
+
+
+class Command(BaseCommand):
+    help = "Test the connection to a router and say clearly what is wrong (refused, timeout, login, TLS)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        router = router_by_name(options["name"])
+        result = router_io.test(router)
+        Router.objects.filter(pk=router.pk).update(
+            last_test_at=timezone.now(), last_test_ok=result.ok, last_test_message=result.message[:300]
+        )
+        if options["json"]:
+            self.stdout.write(
+                to_json(
+                    {
+                        "router": router.name,
+                        "ok": result.ok,
+                        "kind": result.kind,
+                        "message": result.message,
+                        "details": result.details,
+                        "latency_ms": round(result.latency_ms, 1),
+                    }
+                )
+            )
+        elif result.ok:
+            details = ", ".join(f"{k} {v}" for k, v in result.details.items())
+            self.stdout.write(f"{router.name}: OK in {result.latency_ms:.0f} ms ({details})")
+        if not result.ok:
+            raise CommandError(f"{router.name}: {result.kind}: {result.message}", returncode=1)

@@ -1,0 +1,181 @@
+"""Intent versus reality: diff every router against what Sonjog intends, and repair the drift.
+
+One router read (secrets + sessions + the suspended list) per router, compared with the subscribers
+that router serves. Repairs go through the outbox like any other command, so they are logged,
+retried and de-duplicated; what Sonjog cannot decide (a secret it does not know) is reported, never
+deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sonjog.customers.models import Subscriber
+from sonjog.network import router_io
+from sonjog.network.desired import desired_secret
+from sonjog.network.enforcement import outbox_enqueue_many
+from sonjog.network.models import DriverKind, Router, SuspendMode
+from sonjog.network.services import _observed
+
+
+@dataclasses.dataclass
+class Disagreement:
+    customer_id: str | None
+    username: str
+    kind: str
+    intent: str | None
+    router_view: str
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class RouterReport:
+    router: str
+    reachable: bool
+    error: str = ""
+    checked: int = 0
+    online: int = 0
+    disagreements: list[Disagreement] = dataclasses.field(default_factory=list)
+    repairs_queued: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "router": self.router,
+            "reachable": self.reachable,
+            "error": self.error,
+            "checked": self.checked,
+            "online": self.online,
+            "disagreements": len(self.disagreements),
+            "repairs_queued": self.repairs_queued,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "items": [d.as_dict() for d in self.disagreements]}
+
+
+def served_subscribers(router: Router) -> Any:
+    zone_ids = list(router.zones.values_list("pk", flat=True))
+    return (
+        Subscriber.objects.filter(
+            Q(router=router)
+            | Q(router__isnull=True, zone_id__in=zone_ids)
+            | Q(router__isnull=True, zone__parent_id__in=zone_ids)
+        )
+        .filter(operator__path__startswith=router.operator.path)
+        .select_related("package")
+    )
+
+
+def _compare(subscriber: Subscriber, router: Router, seen: Any) -> str | None:
+    """Why the router disagrees with intent, or None when it agrees."""
+    desired = desired_secret(subscriber, router)
+    if desired.state == "absent":
+        return "terminated but still on router" if seen is not None and seen.exists else None
+    if seen is None or not seen.exists:
+        return "missing on router"
+    if desired.state == "enabled":
+        if seen.disabled:
+            return "billed active but disabled on router"
+        if seen.profile != desired.profile:
+            return f"profile {seen.profile} on router, package wants {desired.profile}"
+        if seen.suspended_listed:
+            return "active but still on the suspended address list"
+        return None
+    if desired.suspend_mode == SuspendMode.DISABLE:
+        if not seen.disabled:
+            return "suspended but enabled on router"
+        if seen.online:
+            return "suspended but still online"
+    elif desired.suspend_mode == SuspendMode.PROFILE and seen.profile != desired.suspended_profile:
+        return "suspended but not in the suspended profile"
+    return None
+
+
+def router_diff(router: Router) -> RouterReport:
+    report = RouterReport(router=router.name, reachable=True)
+    if router.driver != DriverKind.MIKROTIK:
+        report.checked = served_subscribers(router).count()
+        return report  # RADIUS rows are views of intent: they cannot disagree with it.
+    try:
+        observed = router_io.observe(router)
+    except router_io.DriverError as error:
+        report.reachable, report.error = False, str(error)
+        return report
+    report.online = sum(1 for seen in observed.values() if seen.online)
+    known: set[str] = set()
+    for subscriber in served_subscribers(router):
+        known.add(subscriber.pppoe_username)
+        report.checked += 1
+        problem = _compare(subscriber, router, observed.get(subscriber.pppoe_username))
+        if problem:
+            seen = observed.get(subscriber.pppoe_username)
+            view = "absent" if seen is None or not seen.exists else ("disabled" if seen.disabled else "enabled")
+            report.disagreements.append(
+                Disagreement(
+                    subscriber.customer_id,
+                    subscriber.pppoe_username,
+                    problem,
+                    subscriber.service_intent,
+                    view + (" online" if seen is not None and seen.online else ""),
+                )
+            )
+    for name, seen in observed.items():
+        if name not in known and seen.exists:
+            report.disagreements.append(
+                Disagreement(
+                    None,
+                    name,
+                    "on router but unknown to Sonjog",
+                    None,
+                    "disabled" if seen.disabled else "enabled",
+                    seen.comment,
+                )
+            )
+    return report
+
+
+def network_diff(router: Router | None = None) -> dict[str, RouterReport]:
+    routers = [router] if router else list(Router.objects.filter(is_active=True).order_by("name"))
+    return {r.name: router_diff(r) for r in routers}
+
+
+def network_reconcile(router: Router | None = None) -> dict[str, RouterReport]:
+    """Read each router, record what it reports on each subscriber (router and session state), and
+    queue a repair for every subscriber whose router state disagrees with intent."""
+    reports: dict[str, RouterReport] = {}
+    routers = [router] if router else list(Router.objects.filter(is_active=True).order_by("name"))
+    for each in routers:
+        report = router_diff(each)
+        reports[each.name] = report
+        if not report.reachable or each.driver != DriverKind.MIKROTIK:
+            continue
+        observed = router_io.observe(each)
+        now = timezone.now()
+        to_repair: list[int] = []
+        with transaction.atomic():
+            by_name = {s.pppoe_username: s for s in served_subscribers(each)}
+            for name, subscriber in by_name.items():
+                seen = observed.get(name)
+                state = "absent" if seen is None or not seen.exists else ("disabled" if seen.disabled else "enabled")
+                session = (
+                    {"address": seen.address, "caller-id": seen.caller_id, "uptime": seen.uptime} if seen else None
+                )
+                _observed(subscriber.pk, state, bool(seen and seen.online), session, now)
+            for item in report.disagreements:
+                if item.customer_id is not None and item.username in by_name and not each.record_only:
+                    to_repair.append(by_name[item.username].pk)
+            outbox_enqueue_many(to_repair, "reconciler: drift repair")
+        report.repairs_queued = len(to_repair)
+    if any(r.repairs_queued for r in reports.values()):
+        from sonjog.network.tasks import drain_outbox
+
+        drain_outbox.defer()
+    return reports

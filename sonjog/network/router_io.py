@@ -1,0 +1,106 @@
+"""One door to every router, whatever its driver: apply a subscriber, observe, test, back up.
+
+MikroTik routers are driven over the RouterOS API. RADIUS routers read their users from Sonjog's own
+database (views), so "applying" there means kicking the live session with a Disconnect-Request (or a
+CoA for a rate change) so the NAS re-authorises against the new rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sonjog.customers.models import Subscriber
+from sonjog.network.drivers import mikrotik
+from sonjog.network.models import DriverKind, Router
+
+
+class DriverError(Exception):
+    """A router could not be brought to the desired state this time; the outbox retries."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    actions: list[str]
+    router_state: str
+    online: bool
+    session: dict[str, Any] | None
+
+
+def mikrotik_config(router: Router, timeout: float = 5.0) -> mikrotik.RouterConfig:
+    return mikrotik.RouterConfig(
+        host=router.address,
+        port=router.api_port,
+        username=router.username,
+        password=router.password,
+        use_tls=router.use_tls,
+        timeout=timeout,
+    )
+
+
+def apply(router: Router, subscriber: Subscriber, desired: mikrotik.DesiredSecret) -> Outcome:
+    if router.driver == DriverKind.MIKROTIK:
+        try:
+            with mikrotik.MikrotikDriver(mikrotik_config(router)) as driver:
+                result = driver.apply_subscriber(desired)
+        except mikrotik.RouterError as error:
+            raise DriverError(str(error)) from error
+        return Outcome(result.actions, result.router_state, result.online, result.session)
+    if router.driver == DriverKind.RADIUS:
+        return _apply_radius(router, subscriber, desired)
+    return Outcome([], "unknown", False, None)
+
+
+def _apply_radius(router: Router, subscriber: Subscriber, desired: mikrotik.DesiredSecret) -> Outcome:
+    from sonjog.network.radius import coa
+    from sonjog.network.radius_sessions import open_session
+
+    session = open_session(subscriber.pppoe_username)
+    if session is None:
+        # Nothing online to kick: the next login reads the already-correct RADIUS rows.
+        return Outcome(["radius.rows"], desired.state, False, None)
+    result = coa.send_disconnect(
+        router.address,
+        router.coa_port,
+        router.radius_secret,
+        username=subscriber.pppoe_username,
+        session_id=session.get("acctsessionid"),
+        framed_ip=session.get("framedipaddress"),
+    )
+    if result.outcome == "ack":
+        return Outcome(["radius.rows", "session.disconnected"], desired.state, False, None)
+    if result.outcome == "nak" and result.error_cause == 503:
+        # Session-Context-Not-Found: the NAS has no such session any more; that is the goal.
+        return Outcome(["radius.rows", "session.already_gone"], desired.state, False, None)
+    raise DriverError(
+        f"Disconnect-Request to {router.address}:{router.coa_port} {result.outcome}"
+        + (f" (Error-Cause {result.error_cause} {result.error_cause_text})" if result.error_cause else "")
+    )
+
+
+def observe(router: Router) -> dict[str, mikrotik.Observation]:
+    if router.driver != DriverKind.MIKROTIK:
+        return {}
+    try:
+        with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=15.0)) as driver:
+            return driver.observe()
+    except mikrotik.RouterError as error:
+        raise DriverError(str(error)) from error
+
+
+def test(router: Router) -> mikrotik.ConnectionTestResult:
+    if router.driver == DriverKind.MIKROTIK:
+        return mikrotik.test_connection(mikrotik_config(router))
+    return mikrotik.ConnectionTestResult(
+        ok=True, kind=None, message=f"{router.get_driver_display()}: nothing to connect to", details={}, latency_ms=0.0
+    )
+
+
+def export_config(router: Router) -> str:
+    if router.driver != DriverKind.MIKROTIK:
+        raise DriverError(f"{router.name} uses the {router.driver} driver; only MikroTik routers export a config")
+    try:
+        with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=30.0)) as driver:
+            return driver.export_config()
+    except mikrotik.RouterError as error:
+        raise DriverError(str(error)) from error

@@ -1,0 +1,270 @@
+"""Writes for the network side: routers, the enforcement outbox and its executor, sweeps.
+
+Intent changes enqueue a command in the caller's transaction (`outbox_enqueue`) and defer its job in
+that same transaction, so a committed intent always has its command and a rolled-back one never does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sonjog.customers.models import SessionState, Subscriber, SyncState
+from sonjog.network import router_io as drivers
+from sonjog.network.desired import desired_secret
+from sonjog.network.exceptions import NetworkError
+from sonjog.network.models import DriverKind, OutboxAttempt, OutboxCommand, OutboxStatus, Router, RouterBackup
+from sonjog.operators.models import Operator
+
+logger = logging.getLogger(__name__)
+
+
+def router_create(
+    *,
+    operator: Operator,
+    name: str,
+    address: str,
+    driver: str = DriverKind.MIKROTIK,
+    api_port: int = 8728,
+    use_tls: bool = False,
+    username: str = "admin",
+    password: str = "",
+    radius_secret: str = "",
+    coa_port: int = 3799,
+    record_only: bool = False,
+    suspend_mode: str = "disable",
+) -> Router:
+    if driver not in DriverKind.values:
+        raise NetworkError(f"unknown driver '{driver}'; use one of {', '.join(DriverKind.values)}")
+    if Router.objects.filter(operator=operator, name=name).exists():
+        raise NetworkError(f"a router named '{name}' already exists")
+    router = Router(
+        operator=operator,
+        name=name,
+        address=address,
+        driver=driver,
+        api_port=api_port,
+        use_tls=use_tls,
+        username=username,
+        coa_port=coa_port,
+        record_only=record_only,
+        suspend_mode=suspend_mode,
+    )
+    router.password = password
+    router.radius_secret = radius_secret
+    router.save()
+    return router
+
+
+def router_for(subscriber: Subscriber) -> Router | None:
+    """The subscriber's own router, else the active router serving its zone or the zone's parent."""
+    if subscriber.router_id is not None:
+        return Router.objects.filter(pk=subscriber.router_id, is_active=True).first()
+    if subscriber.zone_id is None:
+        return None
+    zone = subscriber.zone
+    return (
+        Router.objects.filter(is_active=True)
+        .filter(Q(zones=zone.pk) | Q(zones=zone.parent_id) if zone.parent_id else Q(zones=zone.pk))
+        .order_by("pk")
+        .first()
+    )
+
+
+def outbox_enqueue(*, subscriber: Subscriber, requested_by: str) -> OutboxCommand | None:
+    """Record "reconcile this subscriber on its router" in the caller's transaction.
+
+    De-duplicated: a pending command for the same subscriber and router is refreshed, not repeated."""
+    router = router_for(subscriber)
+    now = timezone.now()
+    if router is None:
+        Subscriber.objects.filter(pk=subscriber.pk).update(sync_state=SyncState.RECORD_ONLY, sync_state_at=now)
+        return None
+    if router.record_only or router.driver == DriverKind.NONE:
+        Subscriber.objects.filter(pk=subscriber.pk).update(sync_state=SyncState.RECORD_ONLY, sync_state_at=now)
+        return OutboxCommand.objects.create(
+            subscriber=subscriber,
+            router=router,
+            status=OutboxStatus.RECORD_ONLY,
+            requested_by=requested_by[:120],
+            requested_at=now,
+            intent_at=subscriber.service_intent_at,
+            next_attempt_at=now,
+            completed_at=now,
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO network_outboxcommand (subscriber_id, router_id, status, requested_by, requested_at,
+                intent_at, attempts, max_attempts, next_attempt_at, last_error, result)
+            VALUES (%(subscriber)s, %(router)s, 'pending', %(by)s, %(now)s, %(intent_at)s, 0, %(max)s,
+                    %(now)s, '', '{}')
+            ON CONFLICT (subscriber_id, router_id) WHERE status = 'pending'
+            DO UPDATE SET requested_by = EXCLUDED.requested_by, requested_at = EXCLUDED.requested_at,
+                intent_at = EXCLUDED.intent_at, next_attempt_at = EXCLUDED.next_attempt_at
+            RETURNING id
+            """,
+            {
+                "subscriber": subscriber.pk,
+                "router": router.pk,
+                "by": requested_by[:120],
+                "now": now,
+                "intent_at": subscriber.service_intent_at or now,
+                "max": settings.SONJOG_OUTBOX_MAX_ATTEMPTS,
+            },
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    Subscriber.objects.filter(pk=subscriber.pk).update(sync_state=SyncState.PENDING, sync_state_at=now)
+    from sonjog.network.tasks import execute_command
+
+    execute_command.defer(command_id=row[0])
+    return OutboxCommand.objects.get(pk=row[0])
+
+
+def _claim(command_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """UPDATE network_outboxcommand SET status = 'running', started_at = %s
+               WHERE id = %s AND status = 'pending' AND next_attempt_at <= %s""",
+            [timezone.now(), command_id, timezone.now()],
+        )
+        return cursor.rowcount == 1
+
+
+def outbox_execute(command_id: int, *, force: bool = False) -> str:
+    """Run one command through its router's driver. Reads the subscriber's intent *now*, so whatever
+    was asked last is what lands. Returns the command's status afterwards."""
+    if force:
+        OutboxCommand.objects.filter(pk=command_id, status=OutboxStatus.PENDING).update(next_attempt_at=timezone.now())
+    if not _claim(command_id):
+        return OutboxCommand.objects.filter(pk=command_id).values_list("status", flat=True).first() or "missing"
+    command = OutboxCommand.objects.select_related("router", "subscriber__package").get(pk=command_id)
+    subscriber, router = command.subscriber, command.router
+    desired = desired_secret(subscriber, router)
+    started = timezone.now()
+    try:
+        outcome = drivers.apply(router, subscriber, desired)
+    except drivers.DriverError as error:
+        _record_failure(command, started, desired.state, error)
+        return OutboxCommand.objects.get(pk=command_id).status
+    finished = timezone.now()
+    latency_ms = (finished - (command.intent_at or command.requested_at)).total_seconds() * 1000
+    with transaction.atomic():
+        OutboxAttempt.objects.create(
+            command=command,
+            started_at=started,
+            finished_at=finished,
+            ok=True,
+            desired=desired.state,
+            actions=outcome.actions,
+        )
+        OutboxCommand.objects.filter(pk=command.pk).update(
+            status=OutboxStatus.DONE,
+            attempts=command.attempts + 1,
+            completed_at=finished,
+            latency_ms=latency_ms,
+            last_error="",
+            result={"actions": outcome.actions, "router_state": outcome.router_state, "online": outcome.online},
+        )
+        _observed(subscriber.pk, outcome.router_state, outcome.online, outcome.session, finished, in_sync=True)
+    return OutboxStatus.DONE
+
+
+def _record_failure(command: OutboxCommand, started: dt.datetime, desired: str, error: Exception) -> None:
+    now = timezone.now()
+    attempts = command.attempts + 1
+    failed = attempts >= command.max_attempts
+    with transaction.atomic():
+        OutboxAttempt.objects.create(
+            command=command, started_at=started, finished_at=now, ok=False, desired=desired, error=str(error)[:2000]
+        )
+        try:
+            with transaction.atomic():
+                OutboxCommand.objects.filter(pk=command.pk).update(
+                    status=OutboxStatus.FAILED if failed else OutboxStatus.PENDING,
+                    attempts=attempts,
+                    last_error=str(error)[:2000],
+                    next_attempt_at=now + dt.timedelta(seconds=settings.SONJOG_OUTBOX_RETRY_SECONDS),
+                )
+        except IntegrityError:
+            # A newer command for the same subscriber and router was queued while this one ran; it
+            # will carry the latest intent, so this one steps aside.
+            OutboxCommand.objects.filter(pk=command.pk).update(
+                status=OutboxStatus.DONE, attempts=attempts, last_error=f"superseded after: {error}"[:2000]
+            )
+            return
+        Subscriber.objects.filter(pk=command.subscriber_id).update(
+            sync_state=SyncState.FAILED if failed else SyncState.PENDING, sync_state_at=now
+        )
+
+
+def outbox_retry(command: OutboxCommand) -> OutboxCommand:
+    """Staff's manual retry of a failed command: back to pending with a fresh attempt budget."""
+    if command.status != OutboxStatus.FAILED:
+        raise NetworkError(f"command #{command.pk} is {command.status}; only failed commands can be retried")
+    try:
+        with transaction.atomic():
+            OutboxCommand.objects.filter(pk=command.pk).update(
+                status=OutboxStatus.PENDING, attempts=0, next_attempt_at=timezone.now()
+            )
+    except IntegrityError:
+        raise NetworkError("a newer command for this subscriber is already waiting") from None
+    from sonjog.network.tasks import execute_command
+
+    execute_command.defer(command_id=command.pk)
+    command.refresh_from_db()
+    return command
+
+
+def outbox_drain(*, limit: int = 1000) -> dict[str, int]:
+    """Execute every due pending command (the retry path), and revive commands whose worker died."""
+    stale_before = timezone.now() - dt.timedelta(minutes=10)
+    OutboxCommand.objects.filter(status=OutboxStatus.RUNNING, started_at__lt=stale_before).update(
+        status=OutboxStatus.PENDING
+    )
+    counts: dict[str, int] = {}
+    due = list(
+        OutboxCommand.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for command_id in due:
+        status = outbox_execute(command_id)
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _observed(
+    subscriber_id: int,
+    router_state: str,
+    online: bool,
+    session: dict[str, Any] | None,
+    at: dt.datetime,
+    *,
+    in_sync: bool | None = None,
+) -> None:
+    fields: dict[str, Any] = {
+        "router_state": router_state,
+        "router_state_at": at,
+        "session_state": SessionState.ONLINE if online else SessionState.OFFLINE,
+        "session_state_at": at,
+        "session_ip": (session or {}).get("address") or None,
+        "session_mac": ((session or {}).get("caller-id") or "")[:17],
+        "session_uptime": ((session or {}).get("uptime") or "")[:32],
+    }
+    if in_sync is not None:
+        fields["sync_state"] = SyncState.IN_SYNC if in_sync else SyncState.PENDING
+        fields["sync_state_at"] = at
+    Subscriber.objects.filter(pk=subscriber_id).update(**fields)
+
+
+def router_backup(router: Router) -> RouterBackup:
+    text = drivers.export_config(router)
+    return RouterBackup.objects.create(router=router, taken_at=timezone.now(), content=text)

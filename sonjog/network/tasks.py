@@ -1,0 +1,48 @@
+"""Network jobs: the outbox executor and drain, the reconciler, the stale-session closer, the
+online sampler and the overdue sweep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procrastinate.contrib.django import app
+
+from sonjog.network import enforcement, services
+
+
+@app.task(name="network.execute_command", queue="network")
+def execute_command(command_id: int) -> str:
+    return services.outbox_execute(command_id)
+
+
+@app.periodic(cron="* * * * *", periodic_id="network.drain_outbox")
+@app.task(name="network.drain_outbox", queue="network", queueing_lock="network.drain_outbox")
+def drain_outbox(timestamp: int | None = None) -> dict[str, int]:
+    """Every minute: retries whose time has come, and commands whose worker died mid-way."""
+    return services.outbox_drain()
+
+
+@app.periodic(cron="30 0 * * *", periodic_id="network.overdue_sweep")
+@app.task(name="network.overdue_sweep", queue="network", queueing_lock="network.overdue_sweep")
+def overdue_sweep(timestamp: int | None = None) -> dict[str, Any]:
+    result = enforcement.overdue_sweep()
+    return {"suspended": result["suspended"]}
+
+
+@app.periodic(cron="*/15 * * * *", periodic_id="network.reconcile")
+@app.task(name="network.reconcile", queue="network", queueing_lock="network.reconcile")
+def reconcile(timestamp: int | None = None) -> dict[str, Any]:
+    from sonjog.network.reconcile import network_reconcile
+
+    return {name: report.summary() for name, report in network_reconcile().items()}
+
+
+@app.periodic(cron="*/5 * * * *", periodic_id="network.sample_online")
+@app.task(name="network.sample_online", queue="network", queueing_lock="network.sample_online")
+def sample_online(timestamp: int | None = None) -> dict[str, Any]:
+    from sonjog.network.radius_sessions import session_states_refresh, stale_sessions_close
+    from sonjog.network.sampling import online_sample
+
+    closed = stale_sessions_close()
+    refreshed = session_states_refresh()
+    return {"stale_closed": closed, "sessions_refreshed": refreshed, **online_sample()}
