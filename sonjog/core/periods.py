@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -94,7 +95,9 @@ class Period:
         return self.nominal_start <= day < self.nominal_end
 
 
+@functools.lru_cache(maxsize=8192)
 def nominal_period(month: dt.date, anchor_day: int) -> tuple[dt.date, dt.date]:
+    # Cached: bulk generation asks the same (month, anchor) question tens of thousands of times.
     return clamped_day(month, anchor_day), clamped_day(add_months(month, 1), anchor_day)
 
 

@@ -89,7 +89,11 @@ class Subscriber(models.Model):
     pppoe_username = models.CharField(_("PPPoE username"), max_length=64)
     pppoe_password = models.CharField(_("PPPoE password"), max_length=64)
     router = models.ForeignKey(
-        "network.Router", null=True, blank=True, on_delete=models.PROTECT, related_name="subscribers",
+        "network.Router",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="subscribers",
         help_text=_("The NAS this subscriber connects through; when empty, the router serving its zone"),
     )
     static_ip = models.GenericIPAddressField(_("static IP"), null=True, blank=True)

@@ -28,6 +28,7 @@ from sonjog.billing.calculation import bill_amounts
 from sonjog.billing.models import BillingRun, DocumentSequence
 from sonjog.billing.services.projection import money_changed, statements_reproject
 from sonjog.billing.terms import operator_today, terms_for
+from sonjog.core.db import server_cursor
 from sonjog.core.periods import add_months, subscriber_period
 from sonjog.operators.models import Operator
 
@@ -101,7 +102,7 @@ INSERT INTO billing_ledgerentry (operator_id, subscriber_id, kind, category, amo
     period_month, bill_id, adjustment_reason, memo, created_at, created_by_id)
 SELECT %(operator_id)s, b.subscriber_id, 'bill', 'billed', b.total, b.period_start, b.period_month, b.id,
     '', '', %(now)s, %(actor_id)s
-FROM billing_bill b WHERE b.id = ANY(%(bill_ids)s::bigint[])
+FROM billing_bill b WHERE b.run_id = %(run_id)s
 ORDER BY b.id
 """
 
@@ -109,19 +110,19 @@ _INSERT_LINES_SQL = """
 INSERT INTO billing_billline (bill_id, kind, description, amount)
 SELECT b.id, 'package', pk.name || CASE WHEN b.is_prorated
         THEN ' (' || (b.period_end - b.period_start) || ' days)' ELSE '' END, b.subtotal
-FROM billing_bill b JOIN catalog_package pk ON pk.id = b.package_id WHERE b.id = ANY(%(bill_ids)s::bigint[])
+FROM billing_bill b JOIN catalog_package pk ON pk.id = b.package_id WHERE b.run_id = %(run_id)s
 UNION ALL
 SELECT b.id, 'discount', 'Discount', -b.discount FROM billing_bill b
-WHERE b.id = ANY(%(bill_ids)s::bigint[]) AND b.discount > 0
+WHERE b.run_id = %(run_id)s AND b.discount > 0
 UNION ALL
-SELECT b.id, 'vat', 'VAT', b.vat FROM billing_bill b WHERE b.id = ANY(%(bill_ids)s::bigint[]) AND b.vat > 0
+SELECT b.id, 'vat', 'VAT', b.vat FROM billing_bill b WHERE b.run_id = %(run_id)s AND b.vat > 0
 """
 
 _INSERT_INVOICES_SQL = """
 INSERT INTO billing_invoice (operator_id, bill_id, year, number, issued_on, total)
 SELECT %(operator_id)s, b.id, %(year)s, %(first_number)s + row_number() OVER (ORDER BY b.id) - 1,
     %(issued_on)s, b.total
-FROM billing_bill b WHERE b.id = ANY(%(bill_ids)s::bigint[])
+FROM billing_bill b WHERE b.run_id = %(run_id)s
 """
 
 
@@ -142,7 +143,7 @@ def document_numbers_reserve(*, operator_id: int, kind: str, year: int, count: i
     return int(row[0]) - count + 1
 
 
-@dataclass
+@dataclass(slots=True)
 class _PlannedBill:
     subscriber_id: int
     package_id: int
@@ -233,7 +234,7 @@ def _plan(
 ) -> list[_PlannedBill]:
     # The earliest any period labelled `period_month` can start is the month before's last days
     # (anniversary/fixed day), so "terminated after" is checked against the month's first day - 1.
-    with connection.cursor() as cursor:
+    with server_cursor() as cursor:
         cursor.execute(
             _CANDIDATES_SQL,
             {
@@ -245,6 +246,7 @@ def _plan(
         )
         rows = cursor.fetchall()
     terms_cache: dict[tuple[Any, ...], Any] = {}
+    amounts_cache: dict[tuple[Any, ...], Any] = {}
     planned: list[_PlannedBill] = []
     for (
         subscriber_id,
@@ -293,9 +295,15 @@ def _plan(
                 prorate = (period.start == activation_date and terms.prorate_first) or (
                     period.end == terminated_on and terms.prorate_last
                 )
-                amounts = bill_amounts(
-                    monthly_price=price, monthly_discount=discount, period=period, vat=vat, prorate=prorate
-                )
+                # Most subscribers share a package, a discount and the same period bounds: compute each
+                # distinct combination once.
+                amounts_key = (price, discount, vat, prorate, period)
+                amounts = amounts_cache.get(amounts_key)
+                if amounts is None:
+                    amounts = bill_amounts(
+                        monthly_price=price, monthly_discount=discount, period=period, vat=vat, prorate=prorate
+                    )
+                    amounts_cache[amounts_key] = amounts
                 planned.append(
                     _PlannedBill(
                         subscriber_id=subscriber_id,
@@ -343,24 +351,24 @@ def _insert(
             "is_prorated",
         )
     }
-    with connection.cursor() as cursor:
+    # Bills of this run are found again by run_id (indexed), not by shipping their ids back.
+    with server_cursor() as cursor:
         cursor.execute(_INSERT_BILLS_SQL, {"operator_id": operator.pk, "run_id": run_id, "now": now, **columns})
         inserted = cursor.fetchall()
         if not inserted:
             return []
-        bill_ids = sorted(row[0] for row in inserted)
         cursor.execute(
             _INSERT_ENTRIES_SQL,
             {
                 "operator_id": operator.pk,
                 "now": now,
-                "bill_ids": bill_ids,
+                "run_id": run_id,
                 "actor_id": actor.pk if actor is not None and actor.pk else None,
             },
         )
-        cursor.execute(_INSERT_LINES_SQL, {"bill_ids": bill_ids})
+        cursor.execute(_INSERT_LINES_SQL, {"run_id": run_id})
         first_number = document_numbers_reserve(
-            operator_id=operator.pk, kind=DocumentSequence.Kind.INVOICE, year=today.year, count=len(bill_ids)
+            operator_id=operator.pk, kind=DocumentSequence.Kind.INVOICE, year=today.year, count=len(inserted)
         )
         cursor.execute(
             _INSERT_INVOICES_SQL,
@@ -369,7 +377,7 @@ def _insert(
                 "year": today.year,
                 "first_number": first_number,
                 "issued_on": today,
-                "bill_ids": bill_ids,
+                "run_id": run_id,
             },
         )
     return inserted

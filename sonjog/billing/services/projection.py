@@ -15,6 +15,7 @@ from django.db.models import Q
 
 from sonjog.billing.calculation import bill_amounts
 from sonjog.billing.models import Allocation, Bill, EntryKind, LedgerEntry
+from sonjog.core.db import server_cursor
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, subscriber_period
 from sonjog.operators.models import BillingMode
@@ -25,13 +26,18 @@ REPROJECT_SQL = """
 WITH touched AS (
     SELECT * FROM unnest(%(subscriber_ids)s::bigint[], %(from_months)s::date[]) AS t(subscriber_id, from_month)
 ), sums AS (
-    SELECT e.subscriber_id, e.period_month, max(e.operator_id) AS operator_id,
+    -- LATERAL: one index range scan per touched subscriber, never a pass over the whole ledger.
+    SELECT t.subscriber_id, e.period_month, max(e.operator_id) AS operator_id,
            COALESCE(sum(e.amount) FILTER (WHERE e.category = 'billed'), 0) AS billed,
            COALESCE(-sum(e.amount) FILTER (WHERE e.category = 'paid'), 0) AS paid,
            COALESCE(sum(e.amount) FILTER (WHERE e.category = 'adjusted'), 0) AS adjusted
-    FROM billing_ledgerentry e
-    JOIN touched t ON t.subscriber_id = e.subscriber_id AND e.period_month >= t.from_month
-    GROUP BY e.subscriber_id, e.period_month
+    FROM touched t
+    CROSS JOIN LATERAL (
+        SELECT le.period_month, le.operator_id, le.amount, le.category FROM billing_ledgerentry le
+        WHERE le.subscriber_id = t.subscriber_id AND le.period_month >= t.from_month
+        OFFSET 0  -- keeps the planner from flattening this into a hash join over the whole ledger
+    ) e
+    GROUP BY t.subscriber_id, e.period_month
 ), openings AS (
     SELECT t.subscriber_id,
            COALESCE((SELECT s.closing_due FROM billing_statement s
@@ -51,6 +57,9 @@ FROM chained
 ON CONFLICT ON CONSTRAINT statement_one_per_period DO UPDATE SET
     opening_due = EXCLUDED.opening_due, billed = EXCLUDED.billed, paid = EXCLUDED.paid,
     adjusted = EXCLUDED.adjusted, closing_due = EXCLUDED.closing_due
+WHERE (billing_statement.opening_due, billing_statement.billed, billing_statement.paid,
+       billing_statement.adjusted, billing_statement.closing_due)
+      IS DISTINCT FROM (EXCLUDED.opening_due, EXCLUDED.billed, EXCLUDED.paid, EXCLUDED.adjusted, EXCLUDED.closing_due)
 """
 
 
@@ -62,7 +71,7 @@ def statements_reproject(touched: Iterable[tuple[int, dt.date]]) -> None:
             earliest[subscriber_id] = month
     if not earliest:
         return
-    with connection.cursor() as cursor:
+    with server_cursor() as cursor:
         cursor.execute(
             REPROJECT_SQL,
             {"subscriber_ids": list(earliest), "from_months": list(earliest.values())},
