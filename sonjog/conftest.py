@@ -95,3 +95,17 @@ def frozen_clock():
     clock = Clock()
     with mock.patch.object(timezone, "now", side_effect=lambda: clock.now):
         yield clock
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> Any:
+    """Worker threads and helper processes in the tests may leave connections to the test database;
+    end them before pytest-django drops it."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -7,6 +7,7 @@ from procrastinate.contrib.django import app
 from sonjog.billing.models import BillingRun
 from sonjog.billing.services import bill_generate_period
 from sonjog.billing.terms import operator_today
+from sonjog.core.jobs import releases_connection
 from sonjog.core.periods import month_start
 from sonjog.operators.models import Operator
 
@@ -31,12 +32,14 @@ def generate_due_bills(trigger: str) -> dict[str, int]:
 
 @app.periodic(cron="17 * * * *", periodic_id="billing.generate_nightly")
 @app.task(name="billing.generate_nightly", queue="billing", queueing_lock="billing.generate_nightly")
+@releases_connection
 def generate_nightly(timestamp: int) -> dict[str, int]:
     return generate_due_bills(BillingRun.Trigger.NIGHTLY)
 
 
 @app.periodic(cron="45 21 28-31 * *", periodic_id="billing.generate_catch_up")
 @app.task(name="billing.generate_catch_up", queue="billing", queueing_lock="billing.generate_catch_up")
+@releases_connection
 def generate_catch_up(timestamp: int) -> dict[str, int]:
     """The last-day sweep: anything the nightly runs missed this month is billed before it closes."""
     return generate_due_bills(BillingRun.Trigger.CATCH_UP)
