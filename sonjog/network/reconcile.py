@@ -61,6 +61,61 @@ class RouterReport:
         return {**self.summary(), "items": [d.as_dict() for d in self.disagreements]}
 
 
+_UNITS = {"": 0.001, "k": 1, "K": 1, "M": 1000, "G": 1_000_000}
+
+
+def rate_kbps(rate_limit: str) -> tuple[int, int] | None:
+    """'10M/20M 12M/24M ...' -> (10000, 20000): the first rx/tx pair of a MikroTik rate-limit, in kbps."""
+    first = (rate_limit or "").split(" ")[0]
+    parts = first.split("/")
+    values: list[int] = []
+    for part in parts[:2]:
+        number, unit = part.rstrip("kKMG"), part[len(part.rstrip("kKMG")) :]
+        try:
+            values.append(round(float(number) * _UNITS[unit]))
+        except (ValueError, KeyError):
+            return None
+    if len(values) == 1:
+        values.append(values[0])
+    return (values[0], values[1]) if len(values) == 2 else None
+
+
+def profile_mismatches(router: Router, router_profiles: dict[str, dict[str, str]]) -> list[Disagreement]:
+    """Packages must map exactly onto router profiles: the profile exists, with the package's speed."""
+    from sonjog.catalog.models import Package
+
+    problems: list[Disagreement] = []
+    packages = Package.objects.filter(operator__path__startswith=router.operator.path, is_active=True)
+    for package in packages.order_by("name"):
+        profile = router_profiles.get(package.router_profile)
+        if profile is None:
+            problems.append(
+                Disagreement(
+                    None,
+                    package.router_profile,
+                    "package profile missing on router",
+                    None,
+                    "absent",
+                    f"package {package.name}",
+                )
+            )
+            continue
+        wanted = (package.upload_kbps, package.download_kbps)
+        actual = rate_kbps(profile.get("rate-limit", ""))
+        if actual != wanted:
+            problems.append(
+                Disagreement(
+                    None,
+                    package.router_profile,
+                    "profile rate differs from package",
+                    None,
+                    profile.get("rate-limit", "") or "unlimited",
+                    f"package {package.name} wants {package.rate_limit}",
+                )
+            )
+    return problems
+
+
 def served_subscribers(router: Router) -> Any:
     zone_ids = list(router.zones.values_list("pk", flat=True))
     return (
@@ -110,6 +165,7 @@ def router_diff(router: Router) -> RouterReport:
         report.reachable, report.error = False, str(error)
         return report
     report.online = sum(1 for seen in observed.values() if seen.online)
+    report.disagreements.extend(profile_mismatches(router, router_io.profiles(router)))
     known: set[str] = set()
     for subscriber in served_subscribers(router):
         known.add(subscriber.pppoe_username)

@@ -88,6 +88,16 @@ def observe(router: Router) -> dict[str, mikrotik.Observation]:
         raise DriverError(str(error)) from error
 
 
+def profiles(router: Router) -> dict[str, dict[str, str]]:
+    if router.driver != DriverKind.MIKROTIK:
+        return {}
+    try:
+        with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=15.0)) as driver:
+            return driver.list_profiles()
+    except mikrotik.RouterError as error:
+        raise DriverError(str(error)) from error
+
+
 def test(router: Router) -> mikrotik.ConnectionTestResult:
     if router.driver == DriverKind.MIKROTIK:
         return mikrotik.test_connection(mikrotik_config(router))

@@ -19,7 +19,7 @@ ROUTER_PASSWORD = "r0uter-secret"
 @pytest.fixture
 def emulator() -> Iterator[RouterOSEmulator]:
     emu = RouterOSEmulator(username="sonjog", password=ROUTER_PASSWORD).start()
-    emu.add_profile("10m", rate_limit="10M/10M")
+    emu.add_profile("10m", rate_limit="10240k/10240k")
     emu.add_profile("suspended", rate_limit="256k/256k")
     try:
         yield emu

@@ -210,3 +210,21 @@ def test_terminated_subscriber_is_removed_from_the_router(emulator):
     subscriber_terminate(subscriber=subscriber, reason="moved")
     run_worker_cycle()
     assert secret_state(emulator, subscriber.pppoe_username) == "absent"
+
+
+def test_packages_must_map_exactly_onto_router_profiles(emulator):
+    from sonjog.catalog.models import Package
+    from sonjog.network.reconcile import rate_kbps
+
+    isp = Isp(emulator)
+    Package.objects.create(operator=isp.operator, name="Fiber 50", price=Decimal("2000"), download_kbps=51200,
+                           upload_kbps=51200, router_profile="50m")
+    emulator.add_profile("50m", rate_limit="40M/40M")  # the router was set up with a different speed
+    Package.objects.create(operator=isp.operator, name="Fiber 100", price=Decimal("3000"), download_kbps=102400,
+                           upload_kbps=102400, router_profile="100m")  # no such profile on the router
+    items = {item.username: item for item in network_diff()[isp.router.name].disagreements}
+    assert items["50m"].kind == "profile rate differs from package" and items["50m"].router_view == "40M/40M"
+    assert items["100m"].kind == "package profile missing on router"
+    assert "10m" not in items
+    assert rate_kbps("10M/20M 12M/24M 8M/16M 10/10") == (10000, 20000)
+    assert rate_kbps("512k") == (512, 512)
