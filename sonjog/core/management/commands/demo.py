@@ -39,6 +39,17 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         if options["no_serve"]:
             return
+        from sonjog.network.demo import demo_emulators_start, demo_routers_ensure
+        from sonjog.network.reconcile import network_reconcile
+
+        routers = demo_routers_ensure(Operator.objects.get(code="demo-isp"))
+        emulators = demo_emulators_start(routers)
+        for router in routers:
+            report = network_reconcile(router)[router.name]
+            self.stdout.write(
+                f"Router {router.name} (RouterOS API emulator on 127.0.0.1:{router.api_port}): "
+                f"{report.checked} subscribers, {report.online} online"
+            )
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(self.style.SUCCESS(f"\nSonjog is running at {url}"))
         self.stdout.write(f"Sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}  (Ctrl+C stops everything)\n")
@@ -61,6 +72,10 @@ class Command(BaseCommand):
                 env=os.environ.copy(),
             ),
         ]
+        def stop(_signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             children[-1].wait()
         except KeyboardInterrupt:
@@ -74,3 +89,5 @@ class Command(BaseCommand):
                     child.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     child.kill()
+            for emulator in emulators:
+                emulator.stop()
