@@ -82,47 +82,53 @@ ORDER BY s.id
 FOR NO KEY UPDATE OF s
 """
 
-_INSERT_BILLS_SQL = """
-INSERT INTO billing_bill (operator_id, subscriber_id, package_id, run_id, period_month, period_start,
-    period_end, due_date, subtotal, discount, vat, total, is_prorated, created_at)
-SELECT %(operator_id)s, r.subscriber_id, r.package_id, %(run_id)s, r.period_month, r.period_start,
-    r.period_end, r.due_date, r.subtotal, r.discount, r.vat, r.total, r.is_prorated, %(now)s
-FROM unnest(%(subscriber_id)s::bigint[], %(package_id)s::bigint[], %(period_month)s::date[],
-    %(period_start)s::date[], %(period_end)s::date[], %(due_date)s::date[], %(subtotal)s::numeric[],
-    %(discount)s::numeric[], %(vat)s::numeric[], %(total)s::numeric[], %(is_prorated)s::boolean[])
-    AS r(subscriber_id, package_id, period_month, period_start, period_end, due_date, subtotal,
-         discount, vat, total, is_prorated)
-ORDER BY r.subscriber_id, r.period_month
-ON CONFLICT (subscriber_id, period_month) WHERE reversed_at IS NULL DO NOTHING
-RETURNING id, subscriber_id, period_month, total, period_start, subtotal, discount, vat, package_id
-"""
-
-_INSERT_ENTRIES_SQL = """
-INSERT INTO billing_ledgerentry (operator_id, subscriber_id, kind, category, amount, effective_date,
-    period_month, bill_id, adjustment_reason, memo, created_at, created_by_id)
-SELECT %(operator_id)s, b.subscriber_id, 'bill', 'billed', b.total, b.period_start, b.period_month, b.id,
-    '', '', %(now)s, %(actor_id)s
-FROM billing_bill b WHERE b.run_id = %(run_id)s
-ORDER BY b.id
-"""
-
-_INSERT_LINES_SQL = """
-INSERT INTO billing_billline (bill_id, kind, description, amount)
-SELECT b.id, 'package', pk.name || CASE WHEN b.is_prorated
-        THEN ' (' || (b.period_end - b.period_start) || ' days)' ELSE '' END, b.subtotal
-FROM billing_bill b JOIN catalog_package pk ON pk.id = b.package_id WHERE b.run_id = %(run_id)s
-UNION ALL
-SELECT b.id, 'discount', 'Discount', -b.discount FROM billing_bill b
-WHERE b.run_id = %(run_id)s AND b.discount > 0
-UNION ALL
-SELECT b.id, 'vat', 'VAT', b.vat FROM billing_bill b WHERE b.run_id = %(run_id)s AND b.vat > 0
-"""
-
-_INSERT_INVOICES_SQL = """
-INSERT INTO billing_invoice (operator_id, bill_id, year, number, issued_on, total)
-SELECT %(operator_id)s, b.id, %(year)s, %(first_number)s + row_number() OVER (ORDER BY b.id) - 1,
-    %(issued_on)s, b.total
-FROM billing_bill b WHERE b.run_id = %(run_id)s
+# One statement writes a run's bills, their ledger entries, lines and invoices, and takes the
+# invoice numbers: the sequence row is locked until commit, so the numbers stay gapless.
+_INSERT_RUN_SQL = """
+WITH new_bills AS (
+    INSERT INTO billing_bill (operator_id, subscriber_id, package_id, run_id, period_month, period_start,
+        period_end, due_date, subtotal, discount, vat, total, is_prorated, created_at)
+    SELECT %(operator_id)s, r.subscriber_id, r.package_id, %(run_id)s, r.period_month, r.period_start,
+        r.period_end, r.due_date, r.subtotal, r.discount, r.vat, r.total, r.is_prorated, %(now)s
+    FROM unnest(%(subscriber_id)s::bigint[], %(package_id)s::bigint[], %(period_month)s::date[],
+        %(period_start)s::date[], %(period_end)s::date[], %(due_date)s::date[], %(subtotal)s::numeric[],
+        %(discount)s::numeric[], %(vat)s::numeric[], %(total)s::numeric[], %(is_prorated)s::boolean[])
+        AS r(subscriber_id, package_id, period_month, period_start, period_end, due_date, subtotal,
+             discount, vat, total, is_prorated)
+    ORDER BY r.subscriber_id, r.period_month
+    ON CONFLICT (subscriber_id, period_month) WHERE reversed_at IS NULL DO NOTHING
+    RETURNING id, subscriber_id, package_id, period_month, period_start, period_end, subtotal, discount, vat,
+        total, is_prorated
+), entries AS (
+    INSERT INTO billing_ledgerentry (operator_id, subscriber_id, kind, category, amount, effective_date,
+        period_month, bill_id, adjustment_reason, memo, created_at, created_by_id)
+    SELECT %(operator_id)s, b.subscriber_id, 'bill', 'billed', b.total, b.period_start, b.period_month, b.id,
+        '', '', %(now)s, %(actor_id)s
+    FROM new_bills b ORDER BY b.id
+), lines AS (
+    INSERT INTO billing_billline (bill_id, kind, description, amount)
+    SELECT b.id, 'package', pk.name || CASE WHEN b.is_prorated
+            THEN ' (' || (b.period_end - b.period_start) || ' days)' ELSE '' END, b.subtotal
+    FROM new_bills b JOIN catalog_package pk ON pk.id = b.package_id
+    UNION ALL
+    SELECT b.id, 'discount', 'Discount', -b.discount FROM new_bills b WHERE b.discount > 0
+    UNION ALL
+    SELECT b.id, 'vat', 'VAT', b.vat FROM new_bills b WHERE b.vat > 0
+), counted AS (
+    SELECT count(*) AS n FROM new_bills
+), reserved AS (
+    INSERT INTO billing_documentsequence (operator_id, kind, year, last_number)
+    SELECT %(operator_id)s, 'invoice', %(year)s, n FROM counted WHERE n > 0
+    ON CONFLICT ON CONSTRAINT document_sequence_unique
+    DO UPDATE SET last_number = billing_documentsequence.last_number + EXCLUDED.last_number
+    RETURNING last_number
+), invoices AS (
+    INSERT INTO billing_invoice (operator_id, bill_id, year, number, issued_on, total)
+    SELECT %(operator_id)s, b.id, %(year)s, r.last_number - c.n + row_number() OVER (ORDER BY b.id),
+        %(issued_on)s, b.total
+    FROM new_bills b CROSS JOIN reserved r CROSS JOIN counted c
+)
+SELECT id, subscriber_id, period_month, total FROM new_bills
 """
 
 
@@ -351,35 +357,20 @@ def _insert(
             "is_prorated",
         )
     }
-    # Bills of this run are found again by run_id (indexed), not by shipping their ids back.
     with server_cursor() as cursor:
-        cursor.execute(_INSERT_BILLS_SQL, {"operator_id": operator.pk, "run_id": run_id, "now": now, **columns})
-        inserted = cursor.fetchall()
-        if not inserted:
-            return []
         cursor.execute(
-            _INSERT_ENTRIES_SQL,
+            _INSERT_RUN_SQL,
             {
                 "operator_id": operator.pk,
+                "run_id": run_id,
                 "now": now,
-                "run_id": run_id,
                 "actor_id": actor.pk if actor is not None and actor.pk else None,
-            },
-        )
-        cursor.execute(_INSERT_LINES_SQL, {"run_id": run_id})
-        first_number = document_numbers_reserve(
-            operator_id=operator.pk, kind=DocumentSequence.Kind.INVOICE, year=today.year, count=len(inserted)
-        )
-        cursor.execute(
-            _INSERT_INVOICES_SQL,
-            {
-                "operator_id": operator.pk,
                 "year": today.year,
-                "first_number": first_number,
                 "issued_on": today,
-                "run_id": run_id,
+                **columns,
             },
         )
+        inserted = cursor.fetchall()
     return inserted
 
 

@@ -72,6 +72,7 @@ class Command(BaseCommand):
                 env=os.environ.copy(),
             ),
         ]
+
         def stop(_signum: int, _frame: object) -> None:
             raise KeyboardInterrupt
 
