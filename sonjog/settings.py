@@ -38,6 +38,9 @@ INSTALLED_APPS = [
     "sonjog.catalog",
     "sonjog.billing",
     "sonjog.network",
+    "sonjog.notifications",
+    "sonjog.automation",
+    "sonjog.console",
 ]
 
 MIDDLEWARE = [
