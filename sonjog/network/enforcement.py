@@ -98,7 +98,7 @@ def outbox_enqueue_many(subscriber_ids: list[int], requested_by: str) -> None:
 
 def overdue_sweep(*, operator: Operator | None = None, today: dt.date | None = None) -> dict[str, Any]:
     """Suspend every subscriber past due + grace (never VIPs; prepaid only once expired)."""
-    from sonjog.network.tasks import drain_outbox
+    from sonjog.network.tasks import drain_outbox_soon
 
     suspended: list[int] = []
     operators = [operator] if operator else list(Operator.objects.filter(is_active=True).order_by("pk"))
@@ -122,7 +122,7 @@ def overdue_sweep(*, operator: Operator | None = None, today: dt.date | None = N
             outbox_enqueue_many(ids, "overdue sweep")
             suspended.extend(ids)
     if suspended:
-        drain_outbox.defer()
+        drain_outbox_soon()
     return {"suspended": len(suspended), "subscriber_ids": suspended}
 
 

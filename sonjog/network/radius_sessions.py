@@ -37,7 +37,11 @@ def stale_sessions_close() -> int:
 
 
 def session_states_refresh() -> int:
-    """Drive session_state from radacct for subscribers on RADIUS routers (and any with sessions)."""
+    """Drive session_state from radacct for subscribers whose router is a RADIUS router.
+
+    A subscriber's router is its own, else the first active router serving its zone or the zone's
+    parent: the same resolution the outbox uses (router_for, outbox_enqueue_many), so subscribers
+    assigned by zone, the usual set-up, are covered too."""
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -45,14 +49,22 @@ def session_states_refresh() -> int:
             WITH online AS (
                 SELECT DISTINCT ON (username) username, host(framedipaddress) AS ip, callingstationid AS mac
                 FROM radacct WHERE acctstoptime IS NULL ORDER BY username, acctstarttime DESC
+            ),
+            targets AS (
+                SELECT s.id, s.pppoe_username
+                FROM customers_subscriber s
+                JOIN network_router r ON r.id = COALESCE(s.router_id, (
+                    SELECT zr.id FROM network_router zr JOIN network_router_zones rz ON rz.router_id = zr.id
+                    JOIN customers_zone z ON z.id = s.zone_id
+                    WHERE zr.is_active AND rz.zone_id IN (z.id, z.parent_id) ORDER BY zr.id LIMIT 1))
+                WHERE r.driver = 'radius'
             )
             UPDATE customers_subscriber s
             SET session_state = CASE WHEN o.username IS NULL THEN 'offline' ELSE 'online' END,
                 session_state_at = %(now)s, session_ip = o.ip::inet, session_mac = COALESCE(left(o.mac, 17), '')
-            FROM customers_subscriber s2
-            LEFT JOIN online o ON o.username = s2.pppoe_username
-            JOIN network_router r ON r.id = s2.router_id AND r.driver = 'radius'
-            WHERE s.id = s2.id
+            FROM targets t
+            LEFT JOIN online o ON o.username = t.pppoe_username
+            WHERE s.id = t.id
               AND (s.session_state <> CASE WHEN o.username IS NULL THEN 'offline' ELSE 'online' END
                    OR s.session_ip IS DISTINCT FROM o.ip::inet)
             """,

@@ -45,6 +45,8 @@ class RouterReport:
     online: int = 0
     disagreements: list[Disagreement] = dataclasses.field(default_factory=list)
     repairs_queued: int = 0
+    # What the router reported, kept so reconciliation records exactly what was compared.
+    observed: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -160,12 +162,13 @@ def router_diff(router: Router) -> RouterReport:
         report.checked = served_subscribers(router).count()
         return report  # RADIUS rows are views of intent: they cannot disagree with it.
     try:
-        observed = router_io.observe(router)
+        observed, router_profiles = router_io.observe_with_profiles(router)
     except router_io.DriverError as error:
         report.reachable, report.error = False, str(error)
         return report
     report.online = sum(1 for seen in observed.values() if seen.online)
-    report.disagreements.extend(profile_mismatches(router, router_io.profiles(router)))
+    report.disagreements.extend(profile_mismatches(router, router_profiles))
+    report.observed = observed
     known: set[str] = set()
     for subscriber in served_subscribers(router):
         known.add(subscriber.pppoe_username)
@@ -213,7 +216,7 @@ def network_reconcile(router: Router | None = None) -> dict[str, RouterReport]:
         reports[each.name] = report
         if not report.reachable or each.driver != DriverKind.MIKROTIK:
             continue
-        observed = router_io.observe(each)
+        observed = report.observed
         now = timezone.now()
         to_repair: list[int] = []
         with transaction.atomic():
@@ -231,7 +234,7 @@ def network_reconcile(router: Router | None = None) -> dict[str, RouterReport]:
             outbox_enqueue_many(to_repair, "reconciler: drift repair")
         report.repairs_queued = len(to_repair)
     if any(r.repairs_queued for r in reports.values()):
-        from sonjog.network.tasks import drain_outbox
+        from sonjog.network.tasks import drain_outbox_soon
 
-        drain_outbox.defer()
+        drain_outbox_soon()
     return reports

@@ -72,10 +72,13 @@ def _apply_radius(router: Router, subscriber: Subscriber, desired: mikrotik.Desi
     if result.outcome == "nak" and result.error_cause == 503:
         # Session-Context-Not-Found: the NAS has no such session any more; that is the goal.
         return Outcome(["radius.rows", "session.already_gone"], desired.state, False, None)
-    raise DriverError(
-        f"Disconnect-Request to {router.address}:{router.coa_port} {result.outcome}"
-        + (f" (Error-Cause {result.error_cause} {result.error_cause_text})" if result.error_cause else "")
-    )
+    # Keep the sender's explanation: "error" alone does not tell staff whether nothing listens on the
+    # CoA port or the shared secret is wrong, and "timeout" does not say how long was waited.
+    if result.error_cause:
+        detail = f" (Error-Cause {result.error_cause} {result.error_cause_text})"
+    else:
+        detail = f": {result.reason}" if result.reason else ""
+    raise DriverError(f"Disconnect-Request to {router.address}:{router.coa_port} {result.outcome}{detail}")
 
 
 def observe(router: Router) -> dict[str, mikrotik.Observation]:
@@ -84,6 +87,17 @@ def observe(router: Router) -> dict[str, mikrotik.Observation]:
     try:
         with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=15.0)) as driver:
             return driver.observe()
+    except mikrotik.RouterError as error:
+        raise DriverError(str(error)) from error
+
+
+def observe_with_profiles(router: Router) -> tuple[dict[str, mikrotik.Observation], dict[str, dict[str, str]]]:
+    """Everything a diff needs, in one connection: secrets, sessions, the suspended list, profiles."""
+    if router.driver != DriverKind.MIKROTIK:
+        return {}, {}
+    try:
+        with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=15.0)) as driver:
+            return driver.observe(suspended_list=router.suspended_address_list), driver.list_profiles()
     except mikrotik.RouterError as error:
         raise DriverError(str(error)) from error
 

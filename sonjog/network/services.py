@@ -174,7 +174,7 @@ def outbox_execute(command_id: int, *, force: bool = False) -> str:
             result={"actions": outcome.actions, "router_state": outcome.router_state, "online": outcome.online},
         )
         _observed(subscriber.pk, outcome.router_state, outcome.online, outcome.session, finished, in_sync=True)
-    return OutboxStatus.DONE
+    return OutboxStatus.DONE.value
 
 
 def _record_failure(command: OutboxCommand, started: dt.datetime, desired: str, error: Exception) -> None:

@@ -3,9 +3,11 @@ online sampler and the overdue sweep."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from procrastinate.contrib.django import app
+from procrastinate.exceptions import AlreadyEnqueued
 
 from sonjog.core.jobs import releases_connection
 from sonjog.network import enforcement, services
@@ -23,6 +25,12 @@ def execute_command(command_id: int) -> str:
 def drain_outbox(timestamp: int | None = None) -> dict[str, int]:
     """Every minute: retries whose time has come, and commands whose worker died mid-way."""
     return services.outbox_drain()
+
+
+def drain_outbox_soon() -> None:
+    """Ask a worker to drain the outbox now; if a drain is already queued, that one will do."""
+    with contextlib.suppress(AlreadyEnqueued):
+        drain_outbox.defer()
 
 
 @app.periodic(cron="30 0 * * *", periodic_id="network.overdue_sweep")

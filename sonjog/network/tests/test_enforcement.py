@@ -217,11 +217,23 @@ def test_packages_must_map_exactly_onto_router_profiles(emulator):
     from sonjog.network.reconcile import rate_kbps
 
     isp = Isp(emulator)
-    Package.objects.create(operator=isp.operator, name="Fiber 50", price=Decimal("2000"), download_kbps=51200,
-                           upload_kbps=51200, router_profile="50m")
+    Package.objects.create(
+        operator=isp.operator,
+        name="Fiber 50",
+        price=Decimal("2000"),
+        download_kbps=51200,
+        upload_kbps=51200,
+        router_profile="50m",
+    )
     emulator.add_profile("50m", rate_limit="40M/40M")  # the router was set up with a different speed
-    Package.objects.create(operator=isp.operator, name="Fiber 100", price=Decimal("3000"), download_kbps=102400,
-                           upload_kbps=102400, router_profile="100m")  # no such profile on the router
+    Package.objects.create(
+        operator=isp.operator,
+        name="Fiber 100",
+        price=Decimal("3000"),
+        download_kbps=102400,
+        upload_kbps=102400,
+        router_profile="100m",
+    )  # no such profile on the router
     items = {item.username: item for item in network_diff()[isp.router.name].disagreements}
     assert items["50m"].kind == "profile rate differs from package" and items["50m"].router_view == "40M/40M"
     assert items["100m"].kind == "package profile missing on router"

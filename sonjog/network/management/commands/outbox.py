@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["retry"]:
+        if options["retry"] is not None:
             command = OutboxCommand.objects.filter(pk=options["retry"]).first()
             if command is None:
                 raise usage_error(f"no outbox command #{options['retry']}")
@@ -32,7 +32,8 @@ class Command(BaseCommand):
         if options["drain"]:
             counts = outbox_drain()
             if not options["json"]:
-                self.stdout.write(f"drained: {counts}")
+                summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "nothing due"
+                self.stdout.write(f"drained: {summary}")
         rows = OutboxCommand.objects.select_related("subscriber", "router").order_by("-requested_at")
         if options["status"]:
             rows = rows.filter(status=options["status"])
