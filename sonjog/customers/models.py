@@ -132,7 +132,8 @@ class Subscriber(models.Model):
         ordering = ["customer_id"]
         permissions = [("grant_discount", "Can give a subscriber a discount")]
         constraints = [
-            models.UniqueConstraint(fields=["operator", "pppoe_username"], name="subscriber_unique_pppoe_username"),
+            # Global, not per operator: RADIUS and radacct know a subscriber by user name alone.
+            models.UniqueConstraint(fields=["pppoe_username"], name="subscriber_unique_pppoe_username"),
             models.CheckConstraint(condition=Q(monthly_discount__gte=0), name="subscriber_discount_not_negative"),
             models.CheckConstraint(
                 condition=Q(billing_day__isnull=True) | Q(billing_day__gte=1, billing_day__lte=31),
@@ -151,7 +152,6 @@ class Subscriber(models.Model):
         indexes = [
             models.Index(fields=["operator", "service_intent"], name="subscriber_operator_intent"),
             models.Index(fields=["phone"], name="subscriber_phone"),
-            models.Index(fields=["pppoe_username"], name="subscriber_pppoe"),
         ]
 
     def __str__(self) -> str:

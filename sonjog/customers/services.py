@@ -90,7 +90,7 @@ def subscriber_create(
     with transaction.atomic():
         customer_id = customer_id_next(operator)
         username = pppoe_username.strip() or customer_id.lower()
-        if Subscriber.objects.filter(operator=operator, pppoe_username=username).exists():
+        if Subscriber.objects.filter(pppoe_username=username).exists():
             raise SubscriberError(f"the PPPoE username '{username}' is already in use")
         try:
             with transaction.atomic():

@@ -138,7 +138,7 @@ def _claim(command_id: int) -> bool:
         return cursor.rowcount == 1
 
 
-def outbox_execute(command_id: int, *, force: bool = False) -> str:
+def outbox_execute(command_id: int, *, force: bool = False, sessions: drivers.Sessions | None = None) -> str:
     """Run one command through its router's driver. Reads the subscriber's intent *now*, so whatever
     was asked last is what lands. Returns the command's status afterwards."""
     if force:
@@ -150,7 +150,7 @@ def outbox_execute(command_id: int, *, force: bool = False) -> str:
     desired = desired_secret(subscriber, router)
     started = timezone.now()
     try:
-        outcome = drivers.apply(router, subscriber, desired)
+        outcome = drivers.apply(router, subscriber, desired, sessions)
     except drivers.DriverError as error:
         _record_failure(command, started, desired.state, error)
         return OutboxCommand.objects.get(pk=command_id).status
@@ -224,7 +224,9 @@ def outbox_retry(command: OutboxCommand) -> OutboxCommand:
 
 
 def outbox_drain(*, limit: int = 1000) -> dict[str, int]:
-    """Execute every due pending command (the retry path), and revive commands whose worker died."""
+    """Execute every due pending command (the retry path), and revive commands whose worker died.
+    Commands are taken router by router over one connection each; several drains may run at once,
+    since each command is claimed atomically before it runs."""
     stale_before = timezone.now() - dt.timedelta(minutes=10)
     OutboxCommand.objects.filter(status=OutboxStatus.RUNNING, started_at__lt=stale_before).update(
         status=OutboxStatus.PENDING
@@ -232,12 +234,13 @@ def outbox_drain(*, limit: int = 1000) -> dict[str, int]:
     counts: dict[str, int] = {}
     due = list(
         OutboxCommand.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=timezone.now())
-        .order_by("next_attempt_at")
+        .order_by("router_id", "next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
-    for command_id in due:
-        status = outbox_execute(command_id)
-        counts[status] = counts.get(status, 0) + 1
+    with drivers.Sessions() as sessions:
+        for command_id in due:
+            status = outbox_execute(command_id, sessions=sessions)
+            counts[status] = counts.get(status, 0) + 1
     return counts
 
 

@@ -571,7 +571,7 @@ def test_sessions_silent_for_three_intervals_are_closed_not_deleted(radius: Free
 
 
 # --------------------------------------------------------------------------------------------
-# found while writing these tests (product bugs outside the RADIUS session code)
+# sweeps and sign-up as seen from RADIUS
 # --------------------------------------------------------------------------------------------
 
 
