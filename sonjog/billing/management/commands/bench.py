@@ -16,6 +16,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--subscribers", type=int, default=30000)
         parser.add_argument("--months", type=int, default=36)
+        parser.add_argument(
+            "--network", action="store_true", help="also drain intent changes against an emulated router"
+        )
+        parser.add_argument("--network-changes", type=int, default=10000)
+        parser.add_argument("--network-workers", type=int, default=2)
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -26,12 +31,22 @@ class Command(BaseCommand):
                 "this database already holds subscribers; bench seeds its own data, so point it at an empty one "
                 "(e.g. SONJOG_VAR_DIR=/tmp/sonjog-bench sonjog migrate, then the same variable for sonjog bench)"
             )
-        progress = Progress(options["months"] + 12, "bench", enabled=True)
+        progress = Progress(options["months"] + 12 + (3 if options["network"] else 0), "bench", enabled=True)
         results = run_bench(
             subscribers=options["subscribers"],
             months=options["months"],
             progress=lambda note: progress.advance(note=note),
         )
+        if options["network"]:
+            from sonjog.network.bench import run_network_bench
+
+            results.update(
+                run_network_bench(
+                    changes=options["network_changes"],
+                    workers=options["network_workers"],
+                    progress=lambda note: progress.advance(note=note),
+                )
+            )
         if options["json"]:
             self.stdout.write(to_json(results))
             return
