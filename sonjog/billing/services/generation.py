@@ -127,8 +127,32 @@ WITH new_bills AS (
     SELECT %(operator_id)s, b.id, %(year)s, r.last_number - c.n + row_number() OVER (ORDER BY b.id),
         %(issued_on)s, b.total
     FROM new_bills b CROSS JOIN reserved r CROSS JOIN counted c
+), placed AS (
+    -- Where each new bill lands in its subscriber's statement chain. The common case, one new bill
+    -- at or after the subscriber's latest statement, is projected right here; anything else (a
+    -- backfill, a period before later ones) is re-projected by the general path afterwards.
+    SELECT b.id, b.subscriber_id, b.period_month, b.total, latest.period_month AS latest_month,
+           COALESCE(latest.closing_due, 0) AS balance_before,
+           count(*) OVER (PARTITION BY b.subscriber_id) AS new_for_subscriber
+    FROM new_bills b
+    LEFT JOIN LATERAL (
+        SELECT s.period_month, s.closing_due FROM billing_statement s
+        WHERE s.subscriber_id = b.subscriber_id ORDER BY s.period_month DESC LIMIT 1
+    ) latest ON true
+), projected AS (
+    INSERT INTO billing_statement (operator_id, subscriber_id, period_month, opening_due, billed, paid, adjusted,
+        closing_due)
+    SELECT %(operator_id)s, p.subscriber_id, p.period_month, p.balance_before, p.total, 0, 0,
+        p.balance_before + p.total
+    FROM placed p
+    WHERE p.new_for_subscriber = 1 AND (p.latest_month IS NULL OR p.latest_month <= p.period_month)
+    ON CONFLICT ON CONSTRAINT statement_one_per_period DO UPDATE SET
+        billed = billing_statement.billed + EXCLUDED.billed,
+        closing_due = billing_statement.closing_due + EXCLUDED.billed
 )
-SELECT id, subscriber_id, period_month, total FROM new_bills
+SELECT id, subscriber_id, period_month, total, balance_before,
+       new_for_subscriber = 1 AND (latest_month IS NULL OR latest_month <= period_month) AS projected
+FROM placed
 """
 
 
@@ -213,8 +237,7 @@ def bill_generate_period(
                     result.skipped_existing += 1
             elif landed:
                 result.backfilled += 1
-        touched = [(row[1], row[2]) for row in inserted]
-        statements_reproject(touched)
+        statements_reproject((row[1], row[2]) for row in inserted if not row[5])
         _consume_credit(inserted)
         result.seconds = time.monotonic() - started
         BillingRun.objects.filter(pk=run.pk).update(
@@ -377,21 +400,25 @@ def _insert(
 def _consume_credit(inserted: list[tuple[Any, ...]]) -> None:
     """A subscriber whose balance was below zero (credit) before the new bills gets that credit
     allocated to them now. Everyone else has nothing to allocate, and skipping them keeps the run
-    set-based: the balance before is the latest closing due minus what this run just billed."""
+    set-based. The balance before comes back from the insert itself for bills projected there; for
+    the rest it is the latest closing due minus what this run just billed."""
     if not inserted:
         return
+    with_credit = {row[1] for row in inserted if row[5] and row[4] < 0}
     new_totals: dict[int, Decimal] = {}
     for row in inserted:
-        new_totals[row[1]] = new_totals.get(row[1], Decimal(0)) + row[3]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT t.subscriber_id FROM unnest(%(ids)s::bigint[], %(totals)s::numeric[]) AS t(subscriber_id, total)
-            WHERE (SELECT s.closing_due FROM billing_statement s WHERE s.subscriber_id = t.subscriber_id
-                   ORDER BY s.period_month DESC LIMIT 1) - t.total < 0
-            """,
-            {"ids": list(new_totals), "totals": list(new_totals.values())},
-        )
-        with_credit = [row[0] for row in cursor.fetchall()]
+        if not row[5]:
+            new_totals[row[1]] = new_totals.get(row[1], Decimal(0)) + row[3]
+    if new_totals:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT t.subscriber_id FROM unnest(%(ids)s::bigint[], %(totals)s::numeric[]) AS t(subscriber_id, total)
+                WHERE (SELECT s.closing_due FROM billing_statement s WHERE s.subscriber_id = t.subscriber_id
+                       ORDER BY s.period_month DESC LIMIT 1) - t.total < 0
+                """,
+                {"ids": list(new_totals), "totals": list(new_totals.values())},
+            )
+            with_credit.update(row[0] for row in cursor.fetchall())
     if with_credit:
-        money_changed(with_credit, [])
+        money_changed(sorted(with_credit), [])
