@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-only lint typecheck lock bench clean-db
+# Debian packages the tests drive for real (FreeRADIUS with its PostgreSQL module and radclient).
+SYSTEM_PACKAGES := freeradius freeradius-postgresql freeradius-utils
+
+.PHONY: install system-deps demo test test-only lint typecheck lock bench clean-db
 
 install: $(STAMP)
 
@@ -19,7 +22,10 @@ demo: install
 	$(BIN)/sonjog migrate --no-input -v0
 	$(BIN)/sonjog demo
 
-test: install test-only
+system-deps:
+	bash scripts/install-system-deps.sh $(SYSTEM_PACKAGES)
+
+test: install system-deps test-only
 
 test-only:
 	$(BIN)/sonjog makemigrations --check --dry-run -v0
