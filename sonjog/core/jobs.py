@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from django.db import connection
 from procrastinate.contrib.django import app
+from procrastinate.periodic import PeriodicRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,8 +29,11 @@ def releases_connection(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def run_worker_cycle(queues: list[str] | None = None) -> None:
+def run_worker_cycle(queues: list[str] | None = None, *, periodic: bool = False) -> None:
     """Process every job queued now (and any they queue), then return: what one pass of
-    `sonjog worker` would do. Used by tests and by `sonjog jobs --run-now`."""
+    `sonjog worker` would do. Periodic jobs are not scheduled unless asked, so a test (or an
+    operator running a backlog by hand) gets exactly the queued work and nothing the clock adds."""
     worker_app = app.with_connector(app.connector.get_worker_connector())  # type: ignore[attr-defined]
+    if not periodic:
+        worker_app.periodic_registry = PeriodicRegistry()
     worker_app.run_worker(queues=queues, wait=False, install_signal_handlers=False, listen_notify=False)
