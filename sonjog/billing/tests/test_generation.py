@@ -148,3 +148,19 @@ def test_discount_needs_permission(operator, package, clerk, owner):
     )
     bill = Bill.objects.get(subscriber=subscriber)
     assert (bill.discount, bill.total) == (Decimal("100.00"), Decimal("900.00"))
+
+
+def test_nightly_job_bills_what_has_started_and_is_idempotent(operator, package, frozen_clock):
+    from sonjog.billing.tasks import generate_due_bills
+
+    anniversary = make_subscriber(operator, package, activation_date=D(2027, 1, 20), billing_cycle="anniversary")
+    calendar = make_subscriber(operator, package, activation_date=D(2027, 3, 1))
+    assert generate_due_bills("nightly")["created"] == 0  # 15 June: nobody's period has started today
+    frozen_clock.advance(days=5)  # 20 June: the anniversary subscriber's June period begins
+    first = generate_due_bills("nightly")
+    second = generate_due_bills("nightly")
+    assert (first["created"], first["errors"]) == (1, 0)
+    assert (second["created"], second["backfilled"]) == (0, 0)
+    assert Bill.objects.filter(subscriber=anniversary, period_month=D(2027, 6, 1)).exists()
+    assert not Bill.objects.filter(subscriber=calendar, period_month=D(2027, 7, 1)).exists()
+    assert BillingRun.objects.filter(operator=operator, trigger="nightly").count() == 3
