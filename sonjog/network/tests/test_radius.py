@@ -8,7 +8,6 @@ embedded server. FreeRADIUS itself is required: without it those tests fail with
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import subprocess
 import time
@@ -40,6 +39,7 @@ from sonjog.network.radius.freeradius import (
     radclient_binary,
 )
 from sonjog.network.radius.nas_listener import LoopbackNas
+from sonjog.network.tests.radius_client import RadReply, radclient, radtest
 
 SECRET = "s3cret-coa"
 RADIUS_SECRET = "testing123"
@@ -310,49 +310,12 @@ def _add_user(db: ScratchDb, password: str, group: str = "10mbps") -> str:
     return username
 
 
-@dataclass
-class RadReply:
-    code: str
-    lines: list[str]
-    output: str
-
-    def values(self, attribute: str) -> list[str]:
-        prefix = f"{attribute} = "
-        return [line[len(prefix) :].strip('"') for line in self.lines if line.startswith(prefix)]
-
-
-def _parse(output: str) -> RadReply:
-    match = re.search(r"^Received (\S+) Id \d+.*$", output, re.MULTILINE)
-    if match is None:
-        return RadReply("none", [], output)
-    lines = []
-    for line in output[match.end() :].splitlines()[1:]:
-        if not line.startswith("\t"):
-            break
-        lines.append(line.strip())
-    return RadReply(match.group(1), lines, output)
-
-
 def _radclient(server: FreeRadiusServer, kind: str, attributes: str, secret: str = RADIUS_SECRET) -> RadReply:
-    port = server.auth_port if kind == "auth" else server.acct_port
-    completed = subprocess.run(
-        [radclient_binary(), "-x", "-r", "1", "-t", "3", f"127.0.0.1:{port}", kind, secret],
-        input=attributes + "\n",
-        capture_output=True,
-        text=True,
-        timeout=15,
-    )
-    return _parse(completed.stdout + completed.stderr)
+    return radclient(server, kind, attributes, secret)
 
 
 def _radtest(server: FreeRadiusServer, username: str, password: str) -> RadReply:
-    completed = subprocess.run(
-        ["radtest", username, password, f"127.0.0.1:{server.auth_port}", "0", RADIUS_SECRET],
-        capture_output=True,
-        text=True,
-        timeout=15,
-    )
-    return _parse(completed.stdout + completed.stderr)
+    return radtest(server, username, password, RADIUS_SECRET)
 
 
 def test_freeradius_is_installed_with_postgresql_driver() -> None:

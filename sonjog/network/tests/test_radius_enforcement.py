@@ -12,9 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -32,10 +30,13 @@ from sonjog.customers.models import ServiceIntent, SessionState, Subscriber, Syn
 from sonjog.customers.services import subscriber_create, subscriber_set_intent
 from sonjog.network.enforcement import overdue_sweep
 from sonjog.network.models import OutboxCommand, OutboxStatus, RadAcct, Router
-from sonjog.network.radius.freeradius import FreeRadiusServer, db_params_from_django, radclient_binary
+from sonjog.network.radius.freeradius import FreeRadiusServer, db_params_from_django
 from sonjog.network.radius.nas_listener import LoopbackNas
 from sonjog.network.radius_sessions import session_states_refresh, stale_sessions_close
 from sonjog.network.services import outbox_drain, router_create
+from sonjog.network.tests.radius_client import RadReply
+from sonjog.network.tests.radius_client import radclient as shared_radclient
+from sonjog.network.tests.radius_client import radtest as shared_radtest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,49 +70,12 @@ def radius(django_db_setup: None, django_db_blocker: Any) -> Iterator[FreeRadius
         yield server
 
 
-@dataclass
-class RadReply:
-    code: str
-    lines: list[str]
-    output: str
-
-    def values(self, attribute: str) -> list[str]:
-        prefix = f"{attribute} = "
-        return [line[len(prefix) :].strip('"') for line in self.lines if line.startswith(prefix)]
-
-
-def _parse(output: str) -> RadReply:
-    match = re.search(r"^Received (\S+) Id \d+.*$", output, re.MULTILINE)
-    if match is None:
-        return RadReply("none", [], output)
-    lines = []
-    for line in output[match.end() :].splitlines()[1:]:
-        if not line.startswith("\t"):
-            break
-        lines.append(line.strip())
-    return RadReply(match.group(1), lines, output)
-
-
 def radtest(server: FreeRadiusServer, username: str, password: str) -> RadReply:
-    completed = subprocess.run(
-        ["radtest", username, password, f"127.0.0.1:{server.auth_port}", "0", RADIUS_SECRET, "0", "127.0.0.1"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
-    return _parse(completed.stdout + completed.stderr)
+    return shared_radtest(server, username, password, RADIUS_SECRET)
 
 
 def radclient(server: FreeRadiusServer, kind: str, attributes: str) -> RadReply:
-    port = server.auth_port if kind == "auth" else server.acct_port
-    completed = subprocess.run(
-        [radclient_binary(), "-x", "-r", "1", "-t", "2", f"127.0.0.1:{port}", kind, RADIUS_SECRET],
-        input=attributes + "\n",
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    return _parse(completed.stdout + completed.stderr)
+    return shared_radclient(server, kind, attributes, RADIUS_SECRET, wait=2, timeout=10)
 
 
 def login(server: FreeRadiusServer, subscriber: Subscriber, password: str | None = None) -> RadReply:
