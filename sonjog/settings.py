@@ -125,6 +125,24 @@ SONJOG_ONLINE_DROP_WINDOW_MINUTES = int(os.environ.get("SONJOG_ONLINE_DROP_WINDO
 # RADIUS interim-update interval; a session silent for 3 intervals is closed as stale.
 SONJOG_RADIUS_INTERIM_SECONDS = int(os.environ.get("SONJOG_RADIUS_INTERIM_SECONDS", "300"))
 
+# Backups (pg_dump custom format) and retention of operational logs (never money or audit rows).
+SONJOG_BACKUP_DIR = os.environ.get("SONJOG_BACKUP_DIR", str(VAR_DIR / "backups"))
+SONJOG_BACKUP_KEEP = int(os.environ.get("SONJOG_BACKUP_KEEP", "7"))
+SONJOG_PG_BIN_DIR = os.environ.get("SONJOG_PG_BIN_DIR", "")
+SONJOG_RETENTION_FINISHED_JOBS_DAYS = int(os.environ.get("SONJOG_RETENTION_FINISHED_JOBS_DAYS", "30"))
+SONJOG_RETENTION_OUTBOX_ATTEMPTS_DAYS = int(os.environ.get("SONJOG_RETENTION_OUTBOX_ATTEMPTS_DAYS", "180"))
+SONJOG_RETENTION_ONLINE_SAMPLES_DAYS = int(os.environ.get("SONJOG_RETENTION_ONLINE_SAMPLES_DAYS", "90"))
+SONJOG_RETENTION_JOB_RUNS_DAYS = int(os.environ.get("SONJOG_RETENTION_JOB_RUNS_DAYS", "180"))
+SONJOG_RETENTION_BATCH_SIZE = int(os.environ.get("SONJOG_RETENTION_BATCH_SIZE", "5000"))
+
+# Public base URL of this installation; providers such as Twilio post delivery reports under it.
+SONJOG_PUBLIC_URL = os.environ.get("SONJOG_PUBLIC_URL", "")
+# Minutes before the 2nd, 3rd and 4th attempt of a message that failed temporarily.
+SONJOG_NOTIFY_RETRY_MINUTES = [int(m) for m in os.environ.get("SONJOG_NOTIFY_RETRY_MINUTES", "1,5,15").split(",")]
+EMAIL_HOST = os.environ.get("SONJOG_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("SONJOG_EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("SONJOG_DEFAULT_FROM_EMAIL", "billing@localhost")
+
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {

@@ -25,6 +25,10 @@ class Package(models.Model):
     vat_applicable = models.BooleanField(_("VAT applies"), default=True)
     billing_unit = models.CharField(max_length=10, choices=BillingUnit.choices, default=BillingUnit.MONTH)
     data_allowance_gb = models.PositiveIntegerField(_("data allowance (GB)"), null=True, blank=True)
+    # Past the allowance, the subscriber runs at this rate until the next period (fair usage).
+    fup_download_kbps = models.PositiveIntegerField(_("fair-usage download (kbps)"), default=1024)
+    fup_upload_kbps = models.PositiveIntegerField(_("fair-usage upload (kbps)"), default=1024)
+    fup_router_profile = models.CharField(_("fair-usage router profile"), max_length=64, default="fup")
     is_active = models.BooleanField(_("on sale"), default=True)
 
     class Meta:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -30,6 +31,13 @@ from sonjog.operators.models import Operator
 def _can_grant_discount(actor: User | None) -> bool:
     # None is the system itself (seeding, migration imports); people need the permission.
     return actor is None or actor.has_perm("customers.grant_discount")
+
+
+def notify_event(**kwargs: Any) -> None:
+    """Queue the subscriber's messages for an event in the caller's transaction."""
+    from sonjog.notifications.services import notify_event as queue
+
+    queue(**kwargs)
 
 
 def _enqueue(subscriber: Subscriber, reason: str) -> None:
@@ -114,6 +122,7 @@ def subscriber_create(
         except IntegrityError as error:
             raise SubscriberError(f"could not create the subscriber: {customer_id} or '{username}' exists") from error
         audit(operator=operator, action="subscriber.create", actor=actor, subscriber=subscriber)
+        notify_event(subscriber=subscriber, event="welcome", dedup_key=f"welcome:subscriber:{subscriber.pk}")
         if activate:
             subscriber_activate(
                 subscriber=subscriber, activation_date=activation_date or operator_today(operator), actor=actor
@@ -135,6 +144,11 @@ def subscriber_activate(*, subscriber: Subscriber, activation_date: dt.date, act
         locked.service_intent_at = timezone.now()
         locked.save(update_fields=["activation_date", "service_intent", "service_intent_at"])
         _enqueue(locked, "activation")
+        notify_event(
+            subscriber=locked,
+            event="activation",
+            dedup_key=f"activation:subscriber:{locked.pk}:{locked.activation_date}",
+        )
         audit(
             operator=locked.operator,
             action="subscriber.activate",
@@ -168,10 +182,15 @@ def subscriber_set_intent(*, subscriber: Subscriber, intent: str, reason: str, a
         if intent == ServiceIntent.SUSPENDED and locked.is_vip:
             raise SubscriberError(f"{locked.customer_id} is a VIP and is never suspended")
         if locked.service_intent != intent:
+            previous = locked.service_intent
             locked.service_intent = intent
             locked.service_intent_at = timezone.now()
             locked.save(update_fields=["service_intent", "service_intent_at"])
             _enqueue(locked, reason or f"intent {intent}")
+            if intent == ServiceIntent.SUSPENDED:
+                notify_event(subscriber=locked, event="suspension")
+            elif intent == ServiceIntent.ACTIVE and previous == ServiceIntent.SUSPENDED:
+                notify_event(subscriber=locked, event="reactivation")
             audit(
                 operator=locked.operator,
                 action=f"subscriber.intent.{intent}",
@@ -230,6 +249,7 @@ def subscriber_change_package(
         locked.package = package
         locked.save(update_fields=["package"])
         _enqueue(locked, f"package change to {package.name}")
+        notify_event(subscriber=locked, event="package_change")
         audit(
             operator=locked.operator,
             action="subscriber.change_package",

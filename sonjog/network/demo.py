@@ -78,6 +78,7 @@ def _fill(emulator: RouterOSEmulator, router: Router) -> None:
             emulator.add_profile(package.router_profile, rate_limit=package.rate_limit)
             profiles.add(package.router_profile)
     emulator.add_profile(router.suspended_profile, rate_limit="256k/256k")
+    emulator.add_profile("fup", rate_limit="1024k/1024k")
     for subscriber in served_subscribers(router).exclude(service_intent=ServiceIntent.TERMINATED):
         emulator.add_secret(
             subscriber.pppoe_username,

@@ -69,6 +69,7 @@ def router_for(subscriber: Subscriber) -> Router | None:
     if subscriber.zone_id is None:
         return None
     zone = subscriber.zone
+    assert zone is not None
     return (
         Router.objects.filter(is_active=True)
         .filter(Q(zones=zone.pk) | Q(zones=zone.parent_id) if zone.parent_id else Q(zones=zone.pk))

@@ -9,6 +9,7 @@ from typing import Any
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 
+from sonjog.automation.recording import recorded
 from sonjog.core.jobs import releases_connection
 from sonjog.network import enforcement, services
 
@@ -22,6 +23,7 @@ def execute_command(command_id: int) -> str:
 @app.periodic(cron="* * * * *", periodic_id="network.drain_outbox")
 @app.task(name="network.drain_outbox", queue="network", queueing_lock="network.drain_outbox")
 @releases_connection
+@recorded("network.drain_outbox")
 def drain_outbox(timestamp: int | None = None) -> dict[str, int]:
     """Every minute: retries whose time has come, and commands whose worker died mid-way."""
     return services.outbox_drain()
@@ -36,6 +38,7 @@ def drain_outbox_soon() -> None:
 @app.periodic(cron="30 0 * * *", periodic_id="network.overdue_sweep")
 @app.task(name="network.overdue_sweep", queue="network", queueing_lock="network.overdue_sweep")
 @releases_connection
+@recorded("network.overdue_sweep")
 def overdue_sweep(timestamp: int | None = None) -> dict[str, Any]:
     result = enforcement.overdue_sweep()
     return {"suspended": result["suspended"]}
@@ -44,6 +47,7 @@ def overdue_sweep(timestamp: int | None = None) -> dict[str, Any]:
 @app.periodic(cron="*/15 * * * *", periodic_id="network.reconcile")
 @app.task(name="network.reconcile", queue="network", queueing_lock="network.reconcile")
 @releases_connection
+@recorded("network.reconcile")
 def reconcile(timestamp: int | None = None) -> dict[str, Any]:
     from sonjog.network.reconcile import network_reconcile
 
@@ -53,6 +57,7 @@ def reconcile(timestamp: int | None = None) -> dict[str, Any]:
 @app.periodic(cron="*/5 * * * *", periodic_id="network.sample_online")
 @app.task(name="network.sample_online", queue="network", queueing_lock="network.sample_online")
 @releases_connection
+@recorded("network.sample_online")
 def sample_online(timestamp: int | None = None) -> dict[str, Any]:
     from sonjog.network.radius_sessions import session_states_refresh, stale_sessions_close
     from sonjog.network.sampling import online_sample

@@ -37,7 +37,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "billing.view_bill",
     ],
 }
-SONJOG_APPS = ["operators", "customers", "catalog", "billing", "network", "notifications"]
+SONJOG_APPS = ["operators", "customers", "catalog", "billing", "network", "notifications", "automation"]
 
 
 def role_group(role: str) -> Group:

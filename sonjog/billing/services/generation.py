@@ -251,6 +251,11 @@ def bill_generate_period(
             seconds=result.seconds,
         )
         result.run_id = run.pk
+        if result.created or result.backfilled:
+            # "Bill generated" notices are rendered and queued by a job, not inside the run.
+            from sonjog.notifications.services import bill_notices_defer
+
+            bill_notices_defer(run_id=run.pk)
     return result
 
 

@@ -121,6 +121,14 @@ def payment_record(
         from sonjog.network.enforcement import reactivate_if_cleared
 
         reactivate_if_cleared(locked, reason=f"payment #{payment.pk} cleared the due")
+        from sonjog.notifications.services import notify_event
+
+        notify_event(
+            subscriber=locked,
+            event="payment_received",
+            context={"payment_amount": amount},
+            dedup_key=f"payment_received:payment:{payment.pk}",
+        )
         audit(
             operator=locked.operator,
             action="payment.record",

@@ -1,0 +1,75 @@
+"""The automation jobs. Each is a periodic Procrastinate task with a queueing lock (at most one copy
+waiting), recorded as a JobRun by `recorded`, and safe to run twice: a second run finds nothing left
+to do (the backup excepted: each run is a new snapshot, and the keep count bounds them).
+
+The cron expressions are UTC, as Procrastinate evaluates them, and equal the JOBS registry's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procrastinate.contrib.django import app
+
+from sonjog.automation import services
+from sonjog.automation.recording import recorded
+from sonjog.core.jobs import releases_connection
+
+
+@app.periodic(cron="0 12 1 * *", periodic_id="automation.settle_credit")
+@app.task(name="automation.settle_credit", queue="billing", queueing_lock="automation.settle_credit")
+@releases_connection
+@recorded("automation.settle_credit")
+def settle_credit(timestamp: int | None = None) -> dict[str, Any]:
+    return services.settle_credit()
+
+
+@app.periodic(cron="*/15 * * * *", periodic_id="automation.fair_usage")
+@app.task(name="automation.fair_usage", queue="network", queueing_lock="automation.fair_usage")
+@releases_connection
+@recorded("automation.fair_usage")
+def fair_usage(timestamp: int | None = None) -> dict[str, Any]:
+    return services.fair_usage_apply()
+
+
+@app.periodic(cron="20 22 * * *", periodic_id="automation.log_retention")
+@app.task(name="automation.log_retention", queue="automation", queueing_lock="automation.log_retention")
+@releases_connection
+@recorded("automation.log_retention")
+def log_retention(timestamp: int | None = None) -> dict[str, Any]:
+    return services.log_retention_purge()
+
+
+@app.periodic(cron="0 21 * * *", periodic_id="automation.database_backup")
+@app.task(name="automation.database_backup", queue="automation", queueing_lock="automation.database_backup")
+@releases_connection
+@recorded("automation.database_backup")
+def database_backup(timestamp: int | None = None) -> dict[str, Any]:
+    return services.database_backup().as_dict()
+
+
+@app.periodic(cron="*/10 * * * *", periodic_id="automation.online_payment_recheck")
+@app.task(name="automation.online_payment_recheck", queue="billing", queueing_lock="automation.online_payment_recheck")
+@releases_connection
+@recorded("automation.online_payment_recheck")
+def online_payment_recheck(timestamp: int | None = None) -> dict[str, Any]:
+    return services.online_payment_recheck()
+
+
+@app.periodic(cron="5 * * * *", periodic_id="automation.due_reminders")
+@app.task(name="automation.due_reminders", queue="notifications", queueing_lock="automation.due_reminders")
+@releases_connection
+@recorded("automation.due_reminders")
+def due_reminders(timestamp: int | None = None) -> dict[str, Any]:
+    return services.due_reminders_send()
+
+
+@app.periodic(cron="10 * * * *", periodic_id="automation.prepaid_expiry_notices")
+@app.task(
+    name="automation.prepaid_expiry_notices",
+    queue="notifications",
+    queueing_lock="automation.prepaid_expiry_notices",
+)
+@releases_connection
+@recorded("automation.prepaid_expiry_notices")
+def prepaid_expiry_notices(timestamp: int | None = None) -> dict[str, Any]:
+    return services.prepaid_expiry_notices_send()

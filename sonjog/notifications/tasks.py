@@ -1,0 +1,28 @@
+"""Notification jobs: sending one message, a billing run's bill notices, and the every-minute safety net."""
+
+from __future__ import annotations
+
+from procrastinate.contrib.django import app
+
+from sonjog.core.jobs import releases_connection
+from sonjog.notifications import services
+
+
+@app.task(name="notifications.send_message", queue="notifications")
+@releases_connection
+def send_message(message_id: int) -> str:
+    return services.message_send(message_id)
+
+
+@app.task(name="notifications.bill_notices", queue="notifications")
+@releases_connection
+def bill_notices(run_id: int) -> int:
+    return services.bill_notices_queue(run_id)
+
+
+@app.periodic(cron="* * * * *", periodic_id="notifications.drain")
+@app.task(name="notifications.drain", queue="notifications", queueing_lock="notifications.drain")
+@releases_connection
+def drain(timestamp: int | None = None) -> dict[str, int]:
+    """Every minute: messages whose worker died mid-send, and due messages whose job went missing."""
+    return services.messages_drain()
