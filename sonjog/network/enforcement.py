@@ -120,6 +120,10 @@ def overdue_sweep(*, operator: Operator | None = None, today: dt.date | None = N
                     [each.pk, now, ids],
                 )
             outbox_enqueue_many(ids, "overdue sweep")
+            from sonjog.notifications.services import event_notices_defer
+
+            # "You are suspended; here is how to pay": rendered and queued by a job, not in the sweep.
+            event_notices_defer(event="suspension", subscriber_ids=ids, dedup_prefix=f"suspension:{day:%Y-%m-%d}")
             suspended.extend(ids)
     if suspended:
         drain_outbox_soon()

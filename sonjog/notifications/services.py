@@ -657,6 +657,34 @@ def bill_notices_defer(*, run_id: int) -> None:
     bill_notices.defer(run_id=run_id)
 
 
+def event_notices_defer(*, event: str, subscriber_ids: list[int], dedup_prefix: str) -> None:
+    """Ask a worker to send one event's message to many subscribers (the overdue sweep's suspension
+    notices); call it inside the caller's transaction. Each message's key is `<prefix>:<subscriber>`,
+    so a repeated sweep queues nothing twice."""
+    from sonjog.notifications.tasks import event_notices
+
+    if subscriber_ids:
+        event_notices.defer(event=event, subscriber_ids=subscriber_ids, dedup_prefix=dedup_prefix)
+
+
+def event_notices_queue(event: str, subscriber_ids: list[int], dedup_prefix: str, *, batch: int = 500) -> int:
+    queued = 0
+    for start in range(0, len(subscriber_ids), batch):
+        chunk = subscriber_ids[start : start + batch]
+        subscribers = Subscriber.objects.select_related("operator", "package").in_bulk(chunk)
+        with transaction.atomic():
+            for subscriber_id in chunk:
+                if subscriber_id in subscribers:
+                    queued += len(
+                        notify_event(
+                            subscriber=subscribers[subscriber_id],
+                            event=event,
+                            dedup_key=f"{dedup_prefix}:{subscriber_id}",
+                        )
+                    )
+    return queued
+
+
 def bill_notices_queue(run_id: int, *, batch: int = 500) -> int:
     """Queue "bill generated" for each subscriber billed in the run, quoting its latest bill of the run
     (a backfilled activation does not text once per month). Safe to repeat: one message per bill."""

@@ -20,6 +20,12 @@ def bill_notices(run_id: int) -> int:
     return services.bill_notices_queue(run_id)
 
 
+@app.task(name="notifications.event_notices", queue="notifications")
+@releases_connection
+def event_notices(event: str, subscriber_ids: list[int], dedup_prefix: str) -> int:
+    return services.event_notices_queue(event, subscriber_ids, dedup_prefix)
+
+
 @app.periodic(cron="* * * * *", periodic_id="notifications.drain")
 @app.task(name="notifications.drain", queue="notifications", queueing_lock="notifications.drain")
 @releases_connection
