@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Debian packages the tests drive for real (FreeRADIUS with its PostgreSQL module and radclient).
-SYSTEM_PACKAGES := freeradius freeradius-postgresql freeradius-utils
+# Debian packages the tests drive for real: FreeRADIUS with its PostgreSQL module and radclient,
+# Chromium for the browser tests (with a Bangla font for the screenshots), gettext for translations.
+SYSTEM_PACKAGES := freeradius freeradius-postgresql freeradius-utils chromium fonts-lohit-beng-bengali gettext
 
-.PHONY: install system-deps demo test test-only lint typecheck lock bench clean-db
+.PHONY: install system-deps demo test test-only lint typecheck lock bench messages
 
 install: $(STAMP)
 
@@ -43,3 +44,7 @@ lock:
 bench: install
 	$(BIN)/sonjog migrate --no-input -v0
 	$(BIN)/sonjog bench --subscribers 30000 --months 36
+
+messages: install
+	$(BIN)/sonjog makemessages -l bn --no-wrap --no-location --ignore='*/tests/*' --ignore='var/*' --ignore='.venv/*'
+	cd sonjog && ../$(BIN)/django-admin compilemessages -l bn

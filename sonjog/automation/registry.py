@@ -77,6 +77,12 @@ _JOB_LIST = [
         run_retention_days=14,
     ),
     Job(
+        "console.prune",
+        "Console housekeeping",
+        "17 3 * * *",
+        "Deletes old sign-in attempts and the closed-period change log the dashboard cache no longer needs.",
+    ),
+    Job(
         "automation.settle_credit",
         "Settle credit against open bills",
         "0 12 1 * *",

@@ -128,6 +128,11 @@ def run_bench(*, subscribers: int, months: int, progress: Callable[[str], None])
     results["payments_per_s"] = round(len(payers) / seconds, 1)
     progress("payments")
 
+    from sonjog.console.bench import console_bench
+
+    results.update(console_bench(root, samples=20))
+    progress("console pages")
+
     results["concurrency_duplicates"] = _concurrency_round(root, add_months(target, 1), rng, ids)
     progress("concurrency")
     verify_seconds, report = _timed(ledger_verify)

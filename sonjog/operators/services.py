@@ -27,7 +27,14 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "billing.reverse_entry",
     ],
     StaffRole.COLLECTOR: ["customers.view_subscriber", "billing.add_payment", "billing.view_payment"],
-    StaffRole.NETWORK_ENGINEER: ["customers.view_subscriber", "customers.change_subscriber"],
+    StaffRole.NETWORK_ENGINEER: [
+        "customers.view_subscriber",
+        "customers.change_subscriber",
+        "network.view_router",
+        "network.change_router",
+        "network.view_outboxcommand",
+        "network.change_outboxcommand",
+    ],
     StaffRole.SUPPORT: ["customers.view_subscriber", "billing.view_ledgerentry", "billing.view_bill"],
     StaffRole.RESELLER_STAFF: [
         "customers.view_subscriber",

@@ -1,0 +1,336 @@
+"""Writes the console owns: sign-in bookkeeping, per-login settings, contact edits, packages and
+zones, bulk actions, router connection tests. Money and intent changes are not here: the console
+calls the billing, customers and network services for those."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sonjog.catalog.models import Package
+from sonjog.console.exceptions import ConsoleError
+from sonjog.console.models import BulkAction, ClosedPeriodChange, ConsoleProfile, LoginAttempt, new_session_epoch
+from sonjog.core.audit import audit
+from sonjog.customers.exceptions import SubscriberError
+from sonjog.customers.models import ServiceIntent, Subscriber, Zone
+from sonjog.customers.phone import normalize_phone
+from sonjog.network import router_io
+from sonjog.network.models import Router
+from sonjog.operators.models import Operator
+
+logger = logging.getLogger(__name__)
+
+LOGIN_FAILURE_LIMIT = 5
+LOGIN_WINDOW = dt.timedelta(minutes=15)
+
+
+# -- sign-in --------------------------------------------------------------------------------------
+
+
+def login_attempt_record(*, username: str, ip_address: str | None, succeeded: bool) -> None:
+    LoginAttempt.objects.create(
+        username=username.strip().lower()[:150], ip_address=ip_address, succeeded=succeeded, attempted_at=timezone.now()
+    )
+
+
+def login_attempts_prune(*, older_than: dt.timedelta = dt.timedelta(days=30)) -> int:
+    deleted, _ = LoginAttempt.objects.filter(attempted_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
+def closed_period_changes_prune(*, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:
+    """Drop change records no cached figure can still depend on: cached closed-period sums live an
+    hour (selectors.CLOSED_CACHE_SECONDS), so a day-old record is past every entry's lifetime."""
+    deleted, _ = ClosedPeriodChange.objects.filter(recorded_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
+def console_profile_ensure(*, user: User) -> ConsoleProfile:
+    profile, _created = ConsoleProfile.objects.get_or_create(user=user)
+    return profile
+
+
+def language_set(*, user: User, language: str) -> ConsoleProfile:
+    if language not in {code for code, _name in settings.LANGUAGES}:
+        raise ConsoleError(f"unknown language '{language}'")
+    profile = console_profile_ensure(user=user)
+    if profile.language != language:
+        ConsoleProfile.objects.filter(pk=profile.pk).update(language=language)
+        profile.language = language
+    return profile
+
+
+def sessions_revoke_all(*, user: User) -> ConsoleProfile:
+    """Log out everywhere: a new epoch makes every console session opened under the old one invalid,
+    and the login's stored sessions are deleted too, so the Django admin forgets it as well."""
+    profile = console_profile_ensure(user=user)
+    profile.session_epoch = new_session_epoch()
+    ConsoleProfile.objects.filter(pk=profile.pk).update(session_epoch=profile.session_epoch)
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
+        from django.contrib.sessions.models import Session
+
+        # Session rows do not index their user; decoding the live ones is fine for a rare action.
+        doomed = [
+            session.pk
+            for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator(chunk_size=1000)
+            if session.get_decoded().get("_auth_user_id") == str(user.pk)
+        ]
+        Session.objects.filter(pk__in=doomed).delete()
+    return profile
+
+
+# -- subscribers ----------------------------------------------------------------------------------
+
+
+def subscriber_update_contact(
+    *,
+    subscriber: Subscriber,
+    name: str,
+    phone: str,
+    email: str = "",
+    address: str = "",
+    national_id: str = "",
+    zone: Zone | None = None,
+    actor: User | None = None,
+) -> Subscriber:
+    """Identity and contact details; nothing here touches money or the network."""
+    if not name.strip():
+        raise SubscriberError("a subscriber needs a name")
+    if zone is not None and zone.operator_id != subscriber.operator_id:
+        raise SubscriberError(f"zone '{zone}' belongs to another operator")
+    normalized = normalize_phone(phone, subscriber.operator.phone_country)
+    with transaction.atomic():
+        locked = Subscriber.objects.select_for_update(no_key=True).get(pk=subscriber.pk)
+        new = {
+            "name": name.strip(),
+            "phone": normalized,
+            "email": email.strip(),
+            "address": address.strip(),
+            "national_id": national_id.strip(),
+            "zone_id": zone.pk if zone is not None else None,
+        }
+        changed = {key: value for key, value in new.items() if getattr(locked, key) != value}
+        if not changed:
+            return locked
+        for key, value in changed.items():
+            setattr(locked, key, value)
+        locked.save(update_fields=list(changed))
+        audit(
+            operator=subscriber.operator,
+            action="subscriber.update_contact",
+            actor=actor,
+            subscriber=locked,
+            fields=", ".join(sorted(changed)),
+        )
+    return locked
+
+
+# -- catalog --------------------------------------------------------------------------------------
+
+_PACKAGE_FIELDS = ("name", "price", "download_kbps", "upload_kbps", "router_profile", "vat_applicable", "is_active")
+
+
+def package_create(
+    *,
+    operator: Operator,
+    name: str,
+    price: Decimal,
+    download_kbps: int,
+    upload_kbps: int,
+    router_profile: str,
+    vat_applicable: bool = True,
+    is_active: bool = True,
+    actor: User | None = None,
+) -> Package:
+    if price < 0:
+        raise ConsoleError("a price cannot be negative")
+    if Package.objects.filter(operator=operator, name=name.strip()).exists():
+        raise ConsoleError(f"a package named '{name.strip()}' already exists")
+    try:
+        with transaction.atomic():
+            package = Package.objects.create(
+                operator=operator,
+                name=name.strip(),
+                price=price,
+                download_kbps=download_kbps,
+                upload_kbps=upload_kbps,
+                router_profile=router_profile.strip(),
+                vat_applicable=vat_applicable,
+                is_active=is_active,
+            )
+            audit(operator=operator, action="package.create", actor=actor, package=package.pk, name=package.name)
+    except IntegrityError:
+        raise ConsoleError(f"a package named '{name.strip()}' already exists") from None
+    return package
+
+
+def package_update(*, package: Package, actor: User | None = None, **fields: Any) -> Package:
+    """Change a package's terms. Bills already issued keep their amounts; the next bill uses the new
+    price. Router profiles of subscribers on it are reconciled by the network side."""
+    unknown = set(fields) - set(_PACKAGE_FIELDS)
+    if unknown:
+        raise ConsoleError(f"cannot change {', '.join(sorted(unknown))} of a package")
+    if fields.get("price") is not None and fields["price"] < 0:
+        raise ConsoleError("a price cannot be negative")
+    if "name" in fields:
+        fields["name"] = fields["name"].strip()
+        if Package.objects.filter(operator_id=package.operator_id, name=fields["name"]).exclude(pk=package.pk).exists():
+            raise ConsoleError(f"a package named '{fields['name']}' already exists")
+    with transaction.atomic():
+        locked = Package.objects.select_for_update().get(pk=package.pk)
+        changed = {key: value for key, value in fields.items() if getattr(locked, key) != value}
+        if not changed:
+            return locked
+        for key, value in changed.items():
+            setattr(locked, key, value)
+        locked.save(update_fields=list(changed))
+        audit(
+            operator=locked.operator,
+            action="package.update",
+            actor=actor,
+            package=locked.pk,
+            fields=", ".join(sorted(changed)),
+        )
+    return locked
+
+
+def zone_create(*, operator: Operator, name: str, parent: Zone | None = None, actor: User | None = None) -> Zone:
+    if not name.strip():
+        raise ConsoleError("a zone needs a name")
+    if parent is not None and parent.operator_id != operator.pk:
+        raise ConsoleError(f"zone '{parent}' belongs to another operator")
+    if Zone.objects.filter(operator=operator, parent=parent, name=name.strip()).exists():
+        raise ConsoleError(f"a zone named '{name.strip()}' already exists there")
+    with transaction.atomic():
+        zone = Zone.objects.create(operator=operator, parent=parent, name=name.strip())
+        audit(operator=operator, action="zone.create", actor=actor, zone=zone.pk, name=str(zone))
+    return zone
+
+
+def zone_update(*, zone: Zone, name: str, parent: Zone | None = None, actor: User | None = None) -> Zone:
+    if not name.strip():
+        raise ConsoleError("a zone needs a name")
+    if parent is not None:
+        if parent.operator_id != zone.operator_id:
+            raise ConsoleError(f"zone '{parent}' belongs to another operator")
+        if parent.pk == zone.pk or parent.parent_id == zone.pk:
+            raise ConsoleError("a zone cannot sit inside itself")
+        if Zone.objects.filter(parent=zone).exists():
+            raise ConsoleError("a zone with sub-zones cannot become a sub-zone")
+    duplicate = Zone.objects.filter(operator_id=zone.operator_id, parent=parent, name=name.strip()).exclude(pk=zone.pk)
+    if duplicate.exists():
+        raise ConsoleError(f"a zone named '{name.strip()}' already exists there")
+    with transaction.atomic():
+        Zone.objects.filter(pk=zone.pk).update(name=name.strip(), parent=parent)
+        zone.refresh_from_db()
+        audit(operator=zone.operator, action="zone.update", actor=actor, zone=zone.pk, name=str(zone))
+    return zone
+
+
+# -- network --------------------------------------------------------------------------------------
+
+
+def router_connection_test(*, router: Router) -> router_io.mikrotik.ConnectionTestResult:
+    """Try the router's API now and keep the outcome on the router for the list to show."""
+    result = router_io.test(router)
+    Router.objects.filter(pk=router.pk).update(
+        last_test_at=timezone.now(), last_test_ok=result.ok, last_test_message=result.message[:300]
+    )
+    return result
+
+
+# -- bulk actions ---------------------------------------------------------------------------------
+
+
+def bulk_action_start(
+    *,
+    operator: Operator,
+    kind: str,
+    subscriber_ids: list[int],
+    actor: User | None,
+    package: Package | None = None,
+    message: str = "",
+) -> BulkAction:
+    """Record the action and queue its job in the same transaction: a committed action always has its
+    job, a rolled-back one never runs."""
+    if kind not in BulkAction.Kind.values:
+        raise ConsoleError(f"unknown bulk action '{kind}'")
+    ids = sorted(set(subscriber_ids))
+    if not ids:
+        raise ConsoleError("choose at least one subscriber")
+    if kind == BulkAction.Kind.CHANGE_PACKAGE and package is None:
+        raise ConsoleError("choose the package to move them to")
+    if kind == BulkAction.Kind.SMS and not message.strip():
+        raise ConsoleError("write the message to send")
+    from sonjog.console.tasks import run_bulk_action
+
+    with transaction.atomic():
+        action = BulkAction.objects.create(
+            operator=operator,
+            actor=actor,
+            kind=kind,
+            subscriber_ids=ids,
+            package=package,
+            message=message.strip(),
+            total=len(ids),
+        )
+        run_bulk_action.defer(action_id=action.pk)
+    return action
+
+
+def bulk_action_run(action_id: int, *, step: int = 25) -> BulkAction:
+    """Apply the action subscriber by subscriber, each in its own transaction through the subscriber
+    services, moving `done` after every `step` so the progress bar moves. One subscriber's refusal
+    (a VIP cannot be suspended, a terminated one cannot be moved) is recorded and the rest go on."""
+    from sonjog.customers.services import subscriber_change_package, subscriber_set_intent
+
+    action = BulkAction.objects.select_related("package", "actor").get(pk=action_id)
+    if action.finished:
+        return action
+    BulkAction.objects.filter(pk=action.pk).update(status=BulkAction.Status.RUNNING)
+    if action.kind == BulkAction.Kind.SMS:
+        # Sending arrives with the notifications app; until then the request itself is the record.
+        BulkAction.objects.filter(pk=action.pk).update(
+            status=BulkAction.Status.RECORDED, done=action.total, finished_at=timezone.now()
+        )
+        action.refresh_from_db()
+        return action
+    failed = 0
+    errors: list[dict[str, str]] = []
+    pending = 0
+    subscribers = Subscriber.objects.filter(pk__in=action.subscriber_ids).order_by("pk")
+    for done, subscriber in enumerate(subscribers.iterator(chunk_size=500), start=1):
+        try:
+            if action.kind == BulkAction.Kind.SUSPEND:
+                subscriber_set_intent(
+                    subscriber=subscriber, intent=ServiceIntent.SUSPENDED, reason="bulk suspend", actor=action.actor
+                )
+            elif action.kind == BulkAction.Kind.REACTIVATE:
+                subscriber_set_intent(
+                    subscriber=subscriber, intent=ServiceIntent.ACTIVE, reason="bulk reactivate", actor=action.actor
+                )
+            elif action.kind == BulkAction.Kind.CHANGE_PACKAGE:
+                assert action.package is not None
+                if subscriber.package_id != action.package.pk:
+                    subscriber_change_package(subscriber=subscriber, package=action.package, actor=action.actor)
+        except Exception as error:  # one subscriber's refusal must not stop the rest
+            failed += 1
+            errors.append({"subscriber": subscriber.customer_id, "error": str(error)})
+            logger.info("bulk action %s: %s refused: %s", action.pk, subscriber.customer_id, error)
+        pending += 1
+        if pending >= step:
+            BulkAction.objects.filter(pk=action.pk).update(done=done, failed=failed, errors=errors[:500])
+            pending = 0
+    # Subscribers deleted since the action was queued count as done: there is nothing left to change.
+    BulkAction.objects.filter(pk=action.pk).update(
+        status=BulkAction.Status.DONE, done=action.total, failed=failed, errors=errors[:500], finished_at=timezone.now()
+    )
+    action.refresh_from_db()
+    return action

@@ -1,0 +1,122 @@
+"""Template helpers for the console: money, numbers and dates in the reader's language, query-string
+links that keep the current filters, and state badges."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from django import template
+from django.http import QueryDict
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from sonjog.console import formatting
+
+register = template.Library()
+
+
+@register.filter
+def money(value: Decimal | None, currency: str = "BDT") -> str:
+    return formatting.money(value, currency or "BDT")
+
+
+@register.filter
+def absolute(value: Decimal | None) -> Decimal | None:
+    return None if value is None else abs(value)
+
+
+@register.filter
+def num(value: int | Decimal | float | None) -> str:
+    return formatting.number(value)
+
+
+@register.filter
+def digits(value: Any) -> str:
+    return formatting.localize_digits("" if value is None else str(value))
+
+
+@register.filter
+def ldate(value: dt.date | dt.datetime | None) -> str:
+    return formatting.local_date(value)
+
+
+@register.filter
+def ldatetime(value: dt.datetime | None) -> str:
+    return formatting.local_datetime(value)
+
+
+@register.filter
+def period(value: dt.date | None) -> str:
+    return formatting.period_label(value)
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return formatting.localize_digits(f"{value:.1f}%")
+
+
+@register.simple_tag(takes_context=True)
+def query(context: template.Context, **changes: Any) -> str:
+    """The current query string with some parameters replaced (None or '' removes one); changing
+    anything but the page goes back to page 1."""
+    request = context.get("request")
+    params: QueryDict = request.GET.copy() if request is not None else QueryDict(mutable=True)
+    if "page" not in changes:
+        params.pop("page", None)
+    for key, value in changes.items():
+        if value is None or value == "":
+            params.pop(key, None)
+        else:
+            params[key] = str(value)
+    encoded = params.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+@register.simple_tag
+def qs(**params: Any) -> str:
+    clean = {key: value for key, value in params.items() if value not in (None, "")}
+    return f"?{urlencode(clean)}" if clean else ""
+
+
+_TONES = {
+    "active": "ok",
+    "enabled": "ok",
+    "online": "ok",
+    "in_sync": "ok",
+    "done": "ok",
+    "suspended": "warn",
+    "pending": "warn",
+    "running": "warn",
+    "queued": "warn",
+    "disabled": "muted",
+    "offline": "muted",
+    "unknown": "muted",
+    "record_only": "muted",
+    "recorded": "muted",
+    "terminated": "bad",
+    "absent": "bad",
+    "failed": "bad",
+}
+
+
+@register.simple_tag
+def badge(value: str, label: str) -> SafeString:
+    return format_html('<span class="badge badge-{}">{}</span>', _TONES.get(value, "muted"), label)
+
+
+@register.simple_tag(takes_context=True)
+def sort_link(context: template.Context, field: str, label: str) -> SafeString:
+    """A column heading that sorts by `field`, flipping direction when already sorted by it."""
+    current = context.get("sort", "")
+    if current == field:
+        target, arrow = f"-{field}", " ▲"
+    elif current == f"-{field}":
+        target, arrow = field, " ▼"
+    else:
+        target, arrow = field, ""
+    return format_html('<a href="{}" class="sort">{}{}</a>', query(context, sort=target), label, arrow)

@@ -1,0 +1,113 @@
+"""Query budgets: list and dashboard pages issue a fixed number of queries whatever the number of
+rows, so an N+1 regression fails here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from sonjog.billing.models import Invoice
+from sonjog.billing.services import adjustment_add, entry_reverse, payment_record
+from sonjog.billing.terms import operator_today
+from sonjog.conftest import make_subscriber
+from sonjog.customers.models import Zone
+from sonjog.network.models import OutboxCommand, OutboxStatus
+from sonjog.network.services import router_create
+
+pytestmark = pytest.mark.django_db
+
+# (url name, args builder, query budget). Budgets include the session, user, permission and scope
+# lookups every console page makes (about six).
+PAGES = [
+    ("dashboard", None, 14),
+    ("dashboard_chart", None, 8),
+    ("dashboard_live", None, 14),
+    ("subscribers", None, 12),
+    ("overdue", None, 9),
+    ("payments", None, 10),
+    ("day_sheet", None, 10),
+    ("billing", None, 9),
+    ("runs", None, 9),
+    ("corrections", None, 9),
+    ("packages", None, 8),
+    ("zones", None, 8),
+    ("routers", None, 12),
+    ("outbox", None, 9),
+    ("mismatches", None, 9),
+    ("collect", None, 8),
+    ("subscriber", "subscriber", 20),
+]
+
+
+def _grow(tree, extra: int) -> None:
+    """More subscribers, each with a payment, a correction, a sub-zone and a failed router command."""
+    branch = tree.north
+    router = router_create(operator=branch.operator, name=f"core-{extra}", address="127.0.0.1", api_port=1)
+    today = operator_today(branch.operator)
+    for index in range(extra):
+        zone = Zone.objects.create(operator=branch.operator, parent=branch.zone, name=f"Block {extra}-{index}")
+        subscriber = make_subscriber(branch.operator, branch.package, today - dt.timedelta(days=45), zone=zone)
+        payment = payment_record(
+            subscriber=subscriber,
+            amount=Invoice.objects.filter(bill__subscriber=subscriber).earliest("pk").total,
+            method="cash",
+        )
+        entry_reverse(entry=payment.entries.get(), reason="test")
+        adjustment_add(subscriber=subscriber, amount=Decimal("-10.00"), reason="manual", memo="goodwill")
+        OutboxCommand.objects.create(
+            subscriber=subscriber,
+            router=router,
+            status=OutboxStatus.FAILED,
+            requested_by="test",
+            requested_at=payment.received_at,
+            next_attempt_at=payment.received_at,
+        )
+
+
+def _count(client, url, **params):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, params)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def test_pages_keep_a_fixed_query_budget_whatever_the_row_count(tree):
+    client = tree.login(tree.root.staff["owner"])
+    urls = {
+        name: reverse(f"console:{name}", args=[tree.north.subscribers[0].pk] if args else [])
+        for name, args, _budget in PAGES
+    }
+    _grow(tree, 2)
+    for url in urls.values():
+        client.get(url)  # first use: content types, permission caches
+    few = {name: _count(client, url) for name, url in urls.items()}
+    _grow(tree, 5)
+    many = {name: _count(client, url) for name, url in urls.items()}
+    over_budget = {name: few[name] for name, _args, budget in PAGES if few[name] > budget}
+    assert not over_budget, f"over the query budget: {over_budget}"
+    growing = {name: (few[name], many[name]) for name in urls if many[name] != few[name]}
+    assert not growing, f"query count grows with rows (N+1): {growing}"
+
+
+def test_search_and_sorted_list_query_count(tree, django_assert_max_num_queries):
+    _grow(tree, 4)
+    client = tree.login(tree.root.staff["owner"])
+    url = reverse("console:subscribers")
+    for params in ({"q": "Test"}, {"sort": "-due"}, {"due_min": "1", "zone": tree.north.zone.pk}):
+        client.get(url, params)
+        with django_assert_max_num_queries(12):
+            client.get(url, params, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="subscriber-results")
+
+
+def test_dashboard_query_budget(tree, django_assert_max_num_queries):
+    _grow(tree, 3)
+    client = tree.login(tree.root.staff["owner"])
+    for name in ("dashboard", "dashboard_live"):
+        client.get(reverse(f"console:{name}"))
+        with django_assert_max_num_queries(14):
+            assert client.get(reverse(f"console:{name}")).status_code == 200

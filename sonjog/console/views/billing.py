@@ -1,0 +1,156 @@
+"""Billing pages: the period summary, "Generate invoices" (confirm, then the five outcomes), run
+history, the overdue list, corrections (reversals and adjustments) and payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+
+from sonjog.billing.models import BillingRun
+from sonjog.billing.services import GenerationResult, bill_generate_period
+from sonjog.console import charts, selectors
+from sonjog.console.access import console_view, scope_of
+from sonjog.console.forms import GenerateForm, PeriodField
+from sonjog.console.views.common import page, page_of, today_for
+from sonjog.core.periods import add_months, month_start
+
+
+@console_view("billing.view_bill")
+def billing_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    today = today_for(scope)
+    rows = selectors.period_summary_rows(scope, today)
+    currency = scope.home.currency
+    return page(
+        request,
+        "console/billing.html",
+        {
+            "rows": rows,
+            "chart": charts.generated_vs_collected(list(reversed(rows[:12])), currency),
+            "currency": currency,
+            "form": GenerateForm(initial={"period": f"{today:%Y-%m}"}, scope=scope),
+            "recent_runs": list(selectors.billing_runs(scope)[:5]),
+        },
+    )
+
+
+@console_view("billing.add_billingrun")
+def generate_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    today = today_for(scope)
+    form = GenerateForm(request.POST or None, initial={"period": f"{today:%Y-%m}"}, scope=scope)
+    context: dict[str, Any] = {"form": form, "currency": scope.home.currency}
+    if request.method != "POST" or not form.is_valid():
+        return page(request, "console/generate.html", context, status=400 if form.errors else 200)
+    period: dt.date = form.cleaned_data["period"]
+    operator_ids = form.operator_ids()
+    context["period"] = period
+    if request.POST.get("step") != "confirm":
+        previews = selectors.generation_preview(scope, operator_ids, period)
+        context["previews"] = previews
+        context["would_create"] = sum(p.would_create for p in previews)
+        context["would_backfill"] = sum(p.would_backfill for p in previews)
+        context["far_ahead"] = period > add_months(month_start(today), 1)
+        return page(request, "console/generate_confirm.html", context)
+    total = GenerationResult(period=period)
+    per_operator: list[tuple[Any, GenerationResult]] = []
+    for operator in [each for each in scope.operators if each.pk in operator_ids]:
+        result = bill_generate_period(
+            operator=operator,
+            period_month=period,
+            trigger=BillingRun.Trigger.STAFF,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        total.add(result)
+        total.seconds += result.seconds
+        per_operator.append((operator, result))
+    context.update({"result": total, "per_operator": per_operator})
+    return page(request, "console/generate_result.html", context)
+
+
+@console_view("billing.view_bill")
+def runs_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    return page(request, "console/runs.html", {"page_obj": page_of(request, selectors.billing_runs(scope))})
+
+
+@console_view("billing.view_bill")
+def run_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    scope = scope_of(request)
+    run = scope.get_or_404(BillingRun.objects.select_related("operator", "actor"), pk=run_id)
+    return page(request, "console/run.html", {"run": run})
+
+
+@console_view("billing.view_bill")
+def overdue_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    try:
+        number = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        number = 1
+    rows, total = selectors.overdue_page(scope, today_for(scope), number)
+    pages = max(1, (total + 49) // 50)
+    return page(
+        request,
+        "console/overdue.html",
+        {
+            "rows": rows,
+            "total": total,
+            "number": number,
+            "pages": pages,
+            "previous": number - 1 if number > 1 else None,
+            "next": number + 1 if number < pages else None,
+            "currency": scope.home.currency,
+        },
+    )
+
+
+@console_view("billing.view_ledgerentry")
+def corrections_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    kind = request.GET.get("kind", "")
+    return page(
+        request,
+        "console/corrections.html",
+        {
+            "page_obj": page_of(request, selectors.corrections(scope, kind)),
+            "kind": kind,
+            "currency": scope.home.currency,
+        },
+    )
+
+
+@console_view("billing.view_payment")
+def payments_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    today = today_for(scope)
+    try:
+        month = PeriodField().to_python(request.GET.get("month") or f"{today:%Y-%m}") or month_start(today)
+    except ValidationError:
+        month = month_start(today)
+    start = selectors.day_bounds(scope, month)[0]
+    end = selectors.day_bounds(scope, add_months(month, 1))[0]
+    rows = selectors.payments_in(scope, start, end)
+    collector: User | None = None
+    collector_id = request.GET.get("collector", "")
+    if collector_id.isdigit():
+        collector = selectors.collectors(scope).filter(pk=int(collector_id)).first()
+        rows = rows.filter(collector=collector)
+    return page(
+        request,
+        "console/payments.html",
+        {
+            "page_obj": page_of(request, rows),
+            "month": month,
+            "previous": add_months(month, -1),
+            "next": add_months(month, 1) if add_months(month, 1) <= today else None,
+            "collector": collector,
+            "currency": scope.home.currency,
+            "title": _("Payments"),
+        },
+    )

@@ -1,0 +1,124 @@
+"""Packages and zones: list, create, edit (console-local services)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.translation import gettext as _
+
+from sonjog.catalog.models import Package
+from sonjog.console import selectors, services
+from sonjog.console.access import console_view, scope_of
+from sonjog.console.exceptions import ConsoleError
+from sonjog.console.forms import PackageForm, ZoneForm
+from sonjog.console.views.common import page
+from sonjog.customers.models import Zone
+
+
+@console_view("catalog.view_package")
+def packages_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    return page(
+        request, "console/packages.html", {"packages": selectors.packages(scope), "currency": scope.home.currency}
+    )
+
+
+@console_view("catalog.add_package")
+def package_create_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    form = PackageForm(request.POST or None, scope=scope)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        operator = data.pop("operator") or scope.home
+        try:
+            package = services.package_create(operator=operator, actor=request.user, **data)  # type: ignore[arg-type]
+        except ConsoleError as error:
+            form.add_error("name", str(error))
+        else:
+            messages.success(request, _("Package %(name)s created.") % {"name": package.name})
+            return redirect("console:packages")
+    return page(
+        request, "console/form_page.html", {"form": form, "title": _("New package")}, status=400 if form.errors else 200
+    )
+
+
+@console_view("catalog.change_package")
+def package_edit_view(request: HttpRequest, package_id: int) -> HttpResponse:
+    scope = scope_of(request)
+    package = scope.get_or_404(Package.objects.all(), pk=package_id)
+    initial = {name: getattr(package, name) for name in services._PACKAGE_FIELDS}
+    form = PackageForm(request.POST or None, initial=initial, scope=scope, editing=True)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        data.pop("operator", None)
+        try:
+            services.package_update(package=package, actor=request.user, **data)  # type: ignore[arg-type]
+        except ConsoleError as error:
+            form.add_error("name", str(error))
+        else:
+            messages.success(request, _("Package %(name)s saved.") % {"name": data["name"]})
+            return redirect("console:packages")
+    return page(
+        request,
+        "console/form_page.html",
+        {"form": form, "title": _("Edit package %(name)s") % {"name": package.name}},
+        status=400 if form.errors else 200,
+    )
+
+
+@console_view("customers.view_zone")
+def zones_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    return page(request, "console/zones.html", {"zones": selectors.zones(scope)})
+
+
+@console_view("customers.add_zone")
+def zone_create_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    form = ZoneForm(request.POST or None, scope=scope)
+    if request.method == "POST" and form.is_valid():
+        operator = form.cleaned_data["operator"] or scope.home
+        try:
+            zone = services.zone_create(
+                operator=operator,
+                name=form.cleaned_data["name"],
+                parent=form.cleaned_data["parent"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except ConsoleError as error:
+            form.add_error("name", str(error))
+        else:
+            messages.success(request, _("Zone %(name)s created.") % {"name": zone})
+            return redirect("console:zones")
+    return page(
+        request, "console/form_page.html", {"form": form, "title": _("New zone")}, status=400 if form.errors else 200
+    )
+
+
+@console_view("customers.change_zone")
+def zone_edit_view(request: HttpRequest, zone_id: int) -> HttpResponse:
+    scope = scope_of(request)
+    zone = scope.get_or_404(Zone.objects.select_related("parent"), pk=zone_id)
+    form = ZoneForm(
+        request.POST or None, initial={"name": zone.name, "parent": zone.parent_id}, scope=scope, editing=zone
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.zone_update(
+                zone=zone,
+                name=form.cleaned_data["name"],
+                parent=form.cleaned_data["parent"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except ConsoleError as error:
+            form.add_error("name", str(error))
+        else:
+            messages.success(request, _("Zone saved."))
+            return redirect("console:zones")
+    return page(
+        request,
+        "console/form_page.html",
+        {"form": form, "title": _("Edit zone %(name)s") % {"name": zone}},
+        status=400 if form.errors else 200,
+    )

@@ -1,0 +1,340 @@
+"""The subscriber profile (360°) and every action on it. Each action validates its form, calls the
+owning service, and on refusal shows the service's message on the form with nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from sonjog.billing.exceptions import (
+    BillingError,
+    DuplicatePaymentSuspected,
+    InvalidAmount,
+    InvalidPaymentMethod,
+)
+from sonjog.billing.models import EntryKind, Invoice, LedgerEntry, Payment
+from sonjog.billing.selectors import subscriber_balance
+from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void, payment_record
+from sonjog.console import pdf, selectors, services
+from sonjog.console.access import Scope, console_view, scope_of
+from sonjog.console.forms import (
+    AdjustmentForm,
+    ChangePackageForm,
+    ContactForm,
+    IntentForm,
+    PaymentForm,
+    ReasonForm,
+    TerminateForm,
+)
+from sonjog.console.views.common import page
+from sonjog.customers.exceptions import SubscriberError
+from sonjog.customers.models import ServiceIntent, Subscriber
+from sonjog.customers.services import subscriber_change_package, subscriber_set_intent, subscriber_terminate
+
+
+def _subscriber(request: HttpRequest, subscriber_id: int) -> Subscriber:
+    scope: Scope = scope_of(request)
+    return scope.get_or_404(
+        Subscriber.objects.select_related("operator", "package", "zone", "zone__parent", "router"), pk=subscriber_id
+    )
+
+
+def _action_page(request: HttpRequest, subscriber: Subscriber, form: Any, title: str, **extra: Any) -> HttpResponse:
+    return page(
+        request,
+        "console/subscriber_action.html",
+        {"subscriber": subscriber, "form": form, "title": title, **extra},
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+@console_view("customers.view_subscriber")
+def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    profile = selectors.subscriber_profile(subscriber)
+    return page(
+        request,
+        "console/subscriber.html",
+        {
+            "subscriber": subscriber,
+            "profile": profile,
+            "currency": subscriber.operator.currency,
+            "intent_form": IntentForm(),
+        },
+    )
+
+
+@console_view("customers.view_subscriber")
+def subscriber_network_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    return page(request, "console/partials/subscriber_network.html", {"subscriber": subscriber})
+
+
+@console_view("customers.change_subscriber")
+def contact_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    initial = {
+        "name": subscriber.name,
+        "phone": subscriber.phone,
+        "email": subscriber.email,
+        "address": subscriber.address,
+        "national_id": subscriber.national_id,
+        "zone": subscriber.zone_id,
+    }
+    form = ContactForm(request.POST or None, initial=initial, subscriber=subscriber)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.subscriber_update_contact(subscriber=subscriber, actor=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        except SubscriberError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Contact details saved."))
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(request, subscriber, form, _("Edit contact"))
+
+
+@console_view("customers.change_subscriber")
+def package_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    form = ChangePackageForm(request.POST or None, subscriber=subscriber)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscriber_change_package(
+                subscriber=subscriber,
+                package=form.cleaned_data["package"],
+                effective_date=form.cleaned_data["effective_date"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except (SubscriberError, BillingError, ValueError) as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Package changed."))
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(request, subscriber, form, _("Change package"))
+
+
+@console_view("billing.add_payment")
+def payment_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    due = selectors.subscriber_due(subscriber.pk)
+    form = PaymentForm(request.POST or None, initial={"amount": due if due > 0 else None})
+    duplicate = ""
+    back = request.POST.get("back") or request.GET.get("back") or "profile"
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            payment = payment_record(
+                subscriber=subscriber,
+                amount=data["amount"],
+                method=data["method"],
+                reference=data["reference"],
+                collector=request.user,  # type: ignore[arg-type]
+                actor=request.user,  # type: ignore[arg-type]
+                confirm_duplicate=data["confirm_duplicate"],
+            )
+        except DuplicatePaymentSuspected as error:
+            duplicate = str(error)
+        except InvalidAmount as error:
+            form.add_error("amount", str(error))
+        except InvalidPaymentMethod as error:
+            form.add_error("method", str(error))
+        except BillingError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Payment recorded."))
+            response = redirect("console:receipt", payment_id=payment.pk)
+            response["Location"] += f"?back={'collect' if back == 'collect' else 'profile'}"
+            return response
+    return page(
+        request,
+        "console/payment.html",
+        {
+            "subscriber": subscriber,
+            "form": form,
+            "due": due,
+            "duplicate": duplicate,
+            "back": back,
+            "currency": subscriber.operator.currency,
+        },
+        status=409 if duplicate else (400 if form.is_bound and form.errors else 200),
+    )
+
+
+@console_view("billing.add_adjustment")
+def adjustment_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    form = AdjustmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            adjustment_add(
+                subscriber=subscriber,
+                amount=form.signed_amount(),
+                reason=form.cleaned_data["reason"],
+                memo=form.cleaned_data["memo"],
+                effective_date=form.cleaned_data["effective_date"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except InvalidAmount as error:
+            form.add_error("amount", str(error))
+        except BillingError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Adjustment added."))
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(request, subscriber, form, _("Add a credit or debit"))
+
+
+@console_view("billing.reverse_entry")
+def reverse_view(request: HttpRequest, subscriber_id: int, entry_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    entry = scope_of(request).get_or_404(
+        LedgerEntry.objects.select_related("payment", "bill"), pk=entry_id, subscriber=subscriber
+    )
+    voids_invoice = (
+        entry.kind == EntryKind.BILL
+        and entry.bill_id is not None
+        and Invoice.objects.filter(bill_id=entry.bill_id).exists()
+    )
+    if voids_invoice and not request.user.has_perm("billing.void_invoice"):
+        raise PermissionDenied
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            entry_reverse(entry=entry, reason=form.cleaned_data["reason"], actor=request.user)  # type: ignore[arg-type]
+        except BillingError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Entry #%(id)s reversed.") % {"id": entry.pk})
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(
+        request,
+        subscriber,
+        form,
+        _("Reverse an entry"),
+        entry=entry,
+        voids_invoice=voids_invoice,
+        currency=subscriber.operator.currency,
+    )
+
+
+@require_POST
+@console_view("customers.change_subscriber")
+def intent_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    form = IntentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose suspend or reactivate."))
+        return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    intent = form.cleaned_data["intent"]
+    try:
+        subscriber_set_intent(
+            subscriber=subscriber,
+            intent=intent,
+            reason=form.cleaned_data["reason"]
+            or ("staff suspension" if intent == "suspended" else "staff reactivation"),
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except SubscriberError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("Suspended.") if intent == ServiceIntent.SUSPENDED else _("Reactivated."))
+    return redirect("console:subscriber", subscriber_id=subscriber.pk)
+
+
+@console_view("customers.delete_subscriber")
+def terminate_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    form = TerminateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscriber_terminate(
+                subscriber=subscriber,
+                terminated_on=form.cleaned_data["terminated_on"],
+                reason=form.cleaned_data["reason"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except (SubscriberError, BillingError) as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Service terminated."))
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(request, subscriber, form, _("Terminate service"), danger=True)
+
+
+# -- documents ------------------------------------------------------------------------------------
+
+
+@console_view("billing.view_bill")
+def invoice_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    invoice = selectors.invoice_for(scope_of(request), invoice_id)
+    lines = list(invoice.bill.lines.order_by("pk"))
+    credit_note = getattr(invoice, "credit_note", None)
+    return page(
+        request,
+        "console/invoice.html",
+        {
+            "invoice": invoice,
+            "bill": invoice.bill,
+            "subscriber": invoice.bill.subscriber,
+            "lines": lines,
+            "credit_note": credit_note,
+            "currency": invoice.bill.subscriber.operator.currency,
+        },
+    )
+
+
+@console_view("billing.view_bill")
+def invoice_pdf_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    invoice = selectors.invoice_for(scope_of(request), invoice_id)
+    content = pdf.invoice_pdf(invoice)
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{invoice}.pdf"'
+    return response
+
+
+@console_view("billing.void_invoice")
+def invoice_void_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    invoice = selectors.invoice_for(scope_of(request), invoice_id)
+    subscriber = invoice.bill.subscriber
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            note = invoice_void(invoice=invoice, reason=form.cleaned_data["reason"], actor=request.user)  # type: ignore[arg-type]
+        except BillingError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("%(invoice)s voided by %(note)s.") % {"invoice": invoice, "note": note})
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(
+        request, subscriber, form, _("Void invoice %(invoice)s") % {"invoice": invoice}, invoice=invoice, danger=True
+    )
+
+
+@console_view("billing.view_payment")
+def receipt_view(request: HttpRequest, payment_id: int) -> HttpResponse:
+    payment = scope_of(request).get_or_404(
+        Payment.objects.select_related("subscriber__operator", "subscriber__package", "collector"), pk=payment_id
+    )
+    allocations = [
+        allocation
+        for entry in payment.entries.all().prefetch_related("allocations_out__bill")
+        for allocation in entry.allocations_out.all()
+    ]
+    return page(
+        request,
+        "console/receipt.html",
+        {
+            "payment": payment,
+            "subscriber": payment.subscriber,
+            "allocations": allocations,
+            "balance": subscriber_balance(payment.subscriber_id),
+            "back": request.GET.get("back", "profile"),
+            "currency": payment.subscriber.operator.currency,
+        },
+    )
