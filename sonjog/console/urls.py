@@ -1,6 +1,16 @@
 from django.urls import path
 
-from sonjog.console.views import auth, billing, catalog, collection, dashboard, network, profile, subscribers
+from sonjog.console.views import (
+    auth,
+    automation,
+    billing,
+    catalog,
+    collection,
+    dashboard,
+    network,
+    profile,
+    subscribers,
+)
 
 app_name = "console"
 urlpatterns = [
@@ -51,4 +61,6 @@ urlpatterns = [
     path("network/outbox/<int:command_id>/retry/", network.outbox_retry_view, name="outbox_retry"),
     path("network/mismatches/", network.mismatches_view, name="mismatches"),
     path("tickets/", network.tickets_view, name="tickets"),
+    path("automation/", automation.automation_view, name="automation"),
+    path("automation/<str:name>/run/", automation.automation_run_view, name="automation_run"),
 ]
