@@ -16,7 +16,12 @@ def subscribers_visible_to(operator: Operator) -> QuerySet[Subscriber]:
 def subscriber_for(operator: Operator, *, customer_id: str | None = None, pk: int | None = None) -> Subscriber:
     """One subscriber the operator may see; OutOfScope (answer 404) for anything else, even if it exists."""
     rows = subscribers_visible_to(operator)
-    found = rows.filter(customer_id=customer_id).first() if customer_id is not None else rows.filter(pk=pk).first()
+    if customer_id is not None:
+        found = rows.filter(customer_id=customer_id).first()
+    elif pk is not None:
+        found = rows.filter(pk=pk).first()
+    else:
+        raise OutOfScope("no subscriber given")
     if found is None:
         raise OutOfScope("no such subscriber")
     return found

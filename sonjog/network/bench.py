@@ -113,7 +113,11 @@ def _drain_timing(router: Router, subscriber_ids: list[int], workers: int) -> di
         thread.join()
     seconds = time.perf_counter() - started
     commands = OutboxCommand.objects.filter(router=router, requested_by="bench")
-    latencies = list(commands.filter(status=OutboxStatus.DONE).values_list("latency_ms", flat=True))
+    latencies = [
+        float(value)
+        for value in commands.filter(status=OutboxStatus.DONE).values_list("latency_ms", flat=True)
+        if value is not None
+    ]
     done = len(latencies)
     return {
         "network_done": done,
@@ -121,5 +125,5 @@ def _drain_timing(router: Router, subscriber_ids: list[int], workers: int) -> di
         "network_drain_s": round(seconds, 2),
         "network_changes_per_s": round(done / seconds, 1) if seconds else None,
         "network_latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "network_latency_p95_ms": round(_percentile([float(v) for v in latencies], 0.95), 1) if latencies else None,
+        "network_latency_p95_ms": round(_percentile(latencies, 0.95), 1) if latencies else None,
     }

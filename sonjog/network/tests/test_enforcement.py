@@ -96,6 +96,7 @@ def test_router_down_during_payment_converges_once_it_returns(emulator):
     payment_record(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="bkash")
     run_worker_cycle()
     command = OutboxCommand.objects.filter(subscriber=subscriber).order_by("-pk").first()
+    assert command is not None
     assert command.status == OutboxStatus.PENDING and command.attempts == 1
     assert "refused" in command.last_error.lower()
     assert command.next_attempt_at > timezone.now()  # retried later, not hammered

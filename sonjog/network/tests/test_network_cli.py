@@ -255,10 +255,10 @@ def test_router_test_as_a_real_process(emulator):
             "unknown": ["no-such-router"],
         }.items()
     }
-    done = {}
+    done: dict[str, tuple[int, str, str]] = {}
     for key, process in runs.items():
-        out, err = process.communicate(timeout=60)
-        done[key] = (process.returncode, out.decode(), err.decode())
+        raw_out, raw_err = process.communicate(timeout=60)
+        done[key] = (process.returncode, raw_out.decode(), raw_err.decode())
     code, out, err = done["ok"]
     assert code == 0, err
     assert json.loads(out)["ok"] is True

@@ -322,6 +322,7 @@ def test_accounting_start_interim_stop_land_in_radacct_and_drive_session_state(
         "Acct-Session-Time = 300, Acct-Input-Octets = 1500, Acct-Output-Octets = 7000",
     )
     interim = radacct_row(session_id)
+    assert interim.acctupdatetime is not None and started.acctupdatetime is not None
     assert interim.acctupdatetime >= started.acctupdatetime
     assert (interim.acctsessiontime, interim.acctinputoctets, interim.acctoutputoctets) == (300, 1500, 7000)
     assert interim.acctstoptime is None

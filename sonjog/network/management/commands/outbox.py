@@ -37,7 +37,7 @@ class Command(BaseCommand):
         rows = OutboxCommand.objects.select_related("subscriber", "router").order_by("-requested_at")
         if options["status"]:
             rows = rows.filter(status=options["status"])
-        items = [
+        items: list[dict[str, Any]] = [
             {
                 "id": c.pk,
                 "subscriber": c.subscriber.customer_id,
