@@ -54,6 +54,33 @@ def make_subscriber(
     )
 
 
+def run_at_once(*callables: Any) -> list[Any]:
+    """Start every callable at the same instant, each on its own thread and so its own PostgreSQL
+    connection; collect what each returned or raised."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(callables))
+    results: list[Any] = [None] * len(callables)
+
+    def worker(index: int, function: Any) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = function()
+        except Exception as error:
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(callables)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
 @pytest.fixture
 def operator(db: None) -> Operator:
     return make_operator(vat_rate=Decimal("0"))

@@ -1,11 +1,9 @@
 """The jobs on two threads at once: separate PostgreSQL connections, committing for real."""
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 
 from sonjog.automation import services
@@ -15,32 +13,10 @@ from sonjog.automation.tests.conftest import lose_allocations
 from sonjog.billing.models import Allocation, Bill
 from sonjog.billing.services import payment_record
 from sonjog.billing.verification import ledger_verify
-from sonjog.conftest import make_operator, make_package, make_subscriber
+from sonjog.conftest import make_operator, make_package, make_subscriber, run_at_once
 from sonjog.network.models import OutboxCommand
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_at_once(*callables):
-    """Start every callable at the same instant on its own thread and connection."""
-    barrier = threading.Barrier(len(callables))
-    results: list[object] = [None] * len(callables)
-
-    def worker(index, function):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = function()
-        except Exception as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(callables)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def assert_one_effective_run(results):

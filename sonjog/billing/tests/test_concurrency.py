@@ -1,44 +1,20 @@
 """Real concurrency: separate threads, each with its own PostgreSQL connection, committing for real."""
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from sonjog.billing.exceptions import DuplicatePaymentSuspected
 from sonjog.billing.models import Bill, Invoice, Payment
 from sonjog.billing.services import bill_generate_period, payment_record
 from sonjog.billing.terms import operator_today
 from sonjog.billing.verification import ledger_verify
-from sonjog.conftest import make_operator, make_package, make_subscriber
+from sonjog.conftest import make_operator, make_package, make_subscriber, run_at_once
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import Subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_at_once(*callables):
-    """Start every callable at the same instant on its own connection; collect results or errors."""
-    barrier = threading.Barrier(len(callables))
-    results: list[object] = [None] * len(callables)
-
-    def worker(index, function):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = function()
-        except Exception as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(callables)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_concurrent_runs_signup_and_rerun_bill_each_period_exactly_once():
