@@ -21,8 +21,6 @@ from sonjog.core.audit import audit
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
 from sonjog.customers.phone import normalize_phone
-from sonjog.network import router_io
-from sonjog.network.models import Router
 from sonjog.operators.models import Operator
 
 logger = logging.getLogger(__name__)
@@ -235,15 +233,6 @@ def zone_update(*, zone: Zone, name: str, parent: Zone | None = None, actor: Use
 
 
 # -- network --------------------------------------------------------------------------------------
-
-
-def router_connection_test(*, router: Router) -> router_io.mikrotik.ConnectionTestResult:
-    """Try the router's API now and keep the outcome on the router for the list to show."""
-    result = router_io.test(router)
-    Router.objects.filter(pk=router.pk).update(
-        last_test_at=timezone.now(), last_test_ok=result.ok, last_test_message=result.message[:300]
-    )
-    return result
 
 
 # -- bulk actions ---------------------------------------------------------------------------------

@@ -269,6 +269,15 @@ def _observed(
     Subscriber.objects.filter(pk=subscriber_id).update(**fields)
 
 
+def router_connection_test(*, router: Router) -> drivers.mikrotik.ConnectionTestResult:
+    """Try the router's API now and keep the outcome on the router, where lists show it."""
+    result = drivers.test(router)
+    Router.objects.filter(pk=router.pk).update(
+        last_test_at=timezone.now(), last_test_ok=result.ok, last_test_message=result.message[:300]
+    )
+    return result
+
+
 def router_backup(router: Router) -> RouterBackup:
     text = drivers.export_config(router)
     return RouterBackup.objects.create(router=router, taken_at=timezone.now(), content=text)

@@ -8,12 +8,12 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from sonjog.console import selectors, services
+from sonjog.console import selectors
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.views.common import page, page_of, safe_next
 from sonjog.network.exceptions import NetworkError
 from sonjog.network.models import OutboxCommand, OutboxStatus, Router
-from sonjog.network.services import outbox_retry
+from sonjog.network.services import outbox_retry, router_connection_test
 
 
 @console_view("network.view_router")
@@ -32,7 +32,7 @@ def routers_view(request: HttpRequest) -> HttpResponse:
 @console_view("network.change_router")
 def router_test_view(request: HttpRequest, router_id: int) -> HttpResponse:
     router = scope_of(request).get_or_404(Router.objects.all(), pk=router_id)
-    result = services.router_connection_test(router=router)
+    result = router_connection_test(router=router)
     if result.ok:
         messages.success(
             request, _("%(router)s answered in %(ms)s ms.") % {"router": router.name, "ms": f"{result.latency_ms:.0f}"}

@@ -3,12 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from sonjog.core.cli import to_json
-from sonjog.network import router_io
 from sonjog.network.management.commands._routers import router_by_name
-from sonjog.network.models import Router
+from sonjog.network.services import router_connection_test
 
 
 class Command(BaseCommand):
@@ -20,10 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         router = router_by_name(options["name"])
-        result = router_io.test(router)
-        Router.objects.filter(pk=router.pk).update(
-            last_test_at=timezone.now(), last_test_ok=result.ok, last_test_message=result.message[:300]
-        )
+        result = router_connection_test(router=router)
         if options["json"]:
             self.stdout.write(
                 to_json(
