@@ -37,6 +37,7 @@ from sonjog.billing.models import Allocation
 from sonjog.core.audit import audit
 from sonjog.core.models import AuditEvent
 from sonjog.customers.models import Subscriber
+from sonjog.notifications.services import Notice, notify_event_many
 from sonjog.operators.models import Operator
 
 if TYPE_CHECKING:
@@ -430,34 +431,25 @@ def online_payment_recheck() -> dict[str, int]:
 # The notifications app's event names (its Event choices).
 EVENT_DUE_REMINDER = "due_reminder"
 EVENT_PREPAID_EXPIRY = "prepaid_expiry"
-
-Notifier = Callable[..., Any]
-
-
-def _notifier() -> Notifier:
-    from sonjog.notifications.services import notify_event
-
-    return notify_event
+# Notices per transaction: a failing batch is reported and the next one still goes.
+NOTICE_BATCH = 5000
 
 
-def send_notice(notify: Notifier, subscriber: Subscriber, event: str, candidate: ReminderCandidate) -> int:
-    """The one line that hands a notice to the notifications app; returns how many messages it queued.
-    The dedup key makes a repeat queue nothing; no channel on the rule means the operator's defaults."""
-    queued = notify(
-        subscriber=subscriber,
-        event=event,
-        context=candidate.context(),
-        channels=[candidate.channel] if candidate.channel else None,
-        dedup_key=candidate.dedup_key,
-    )
-    return len(queued or [])
+def _notices(candidates: list[ReminderCandidate]) -> list[Notice]:
+    """What the notifications app needs per candidate; no channel on the rule means the operator's defaults."""
+    return [
+        Notice(
+            candidate.subscriber_id,
+            candidate.context(),
+            [candidate.channel] if candidate.channel else None,
+            candidate.dedup_key,
+        )
+        for candidate in candidates
+    ]
 
 
 def _send_notices(
-    event: str,
-    select: Callable[[Operator, dt.date], list[ReminderCandidate]],
-    now: dt.datetime | None,
-    notify: Notifier | None,
+    event: str, select: Callable[[Operator, dt.date], list[ReminderCandidate]], now: dt.datetime | None
 ) -> dict[str, Any]:
     now = now or timezone.now()
     schedules = {schedule.operator_id: schedule for schedule in OperatorSchedule.objects.all()}
@@ -472,29 +464,27 @@ def _send_notices(
         totals["operators"] += 1
         candidates = select(operator, local_now.date())
         totals["candidates"] += len(candidates)
-        if notify is None or not candidates:
-            continue
-        subscribers = Subscriber.objects.select_related("operator").in_bulk([c.subscriber_id for c in candidates])
-        for candidate in candidates:
+        for start in range(0, len(candidates), NOTICE_BATCH):
+            batch = candidates[start : start + NOTICE_BATCH]
             try:
-                # One notice, one transaction: its message rows and their send jobs commit together.
+                # One batch, one transaction: its message rows and their send jobs commit together.
                 with transaction.atomic():
-                    totals["queued"] += send_notice(notify, subscribers[candidate.subscriber_id], event, candidate)
-            except Exception as error:  # one undeliverable notice must not stop the others
-                totals["errors"] += 1
-                failures.append({"subscriber": candidate.customer_id, "error": str(error)[:300]})
-                logger.warning("notice %s for %s failed: %s", event, candidate.customer_id, error)
-    if notify is None:
-        totals["notifications_unavailable"] = True
+                    totals["queued"] += len(notify_event_many(operator=operator, event=event, notices=_notices(batch)))
+            except Exception as error:  # one operator's broken batch must not stop the others
+                totals["errors"] += len(batch)
+                failures.append(
+                    {"operator": operator.code, "subscriber": batch[0].customer_id, "error": str(error)[:300]}
+                )
+                logger.warning("notices %s for operator %s failed: %s", event, operator.code, error)
     totals["failures"] = failures[:50]
     return totals
 
 
 def due_reminders_send(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """Send each operator's bill-due reminders for its local today, from its reminder hour on."""
-    return _send_notices(EVENT_DUE_REMINDER, reminder_candidates, now, _notifier())
+    return _send_notices(EVENT_DUE_REMINDER, reminder_candidates, now)
 
 
 def prepaid_expiry_notices_send(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """Send each operator's prepaid expiry notices for its local today, from its reminder hour on."""
-    return _send_notices(EVENT_PREPAID_EXPIRY, expiry_candidates, now, _notifier())
+    return _send_notices(EVENT_PREPAID_EXPIRY, expiry_candidates, now)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet, Sum
 
 from sonjog.billing.models import LedgerEntry
@@ -63,19 +64,6 @@ def subscriber_preference(subscriber: Subscriber) -> SubscriberPreference:
 
 def subscriber_language(preference: SubscriberPreference, settings: NotificationSettings) -> str:
     return preference.language or settings.default_language or Language.ENGLISH
-
-
-def wording_for(operator: Operator, event: str, channel: str, language: str) -> Wording | None:
-    """The operator's active template for the event, channel and language, else the built-in wording."""
-    template = MessageTemplate.objects.filter(
-        operator=operator, event=event, channel=channel, language=language, is_active=True
-    ).first()
-    default = DEFAULT_WORDING.get((event, language))
-    if template is not None:
-        # An e-mail needs a subject even when the operator only rewrote the body.
-        subject = template.subject or (default.subject if default is not None else "")
-        return Wording(subject, template.body)
-    return default
 
 
 def _balances(subscriber_ids: Iterable[int] | QuerySet[Any]) -> dict[int, Decimal]:
@@ -155,6 +143,115 @@ def render(
 def _tidy(text: str) -> str:
     # An empty variable ("{{ portal_link }}" with no portal) must not leave double spaces behind.
     return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+@dataclass
+class Recipient:
+    """What a message needs to know about one subscriber: who, where, in which language."""
+
+    subscriber_id: int
+    name: str
+    customer_id: str
+    phone: str
+    email: str
+    expires_on: dt.date | None
+    package: str
+    language: str
+    muted_channels: list[str]
+
+
+@dataclass
+class NoticeAudience:
+    """Everything a batch of one event's notices reads, loaded once: the subscribers with their
+    preferences, the operator's wording per channel and language, and balances only when the
+    wording quotes one the caller did not supply."""
+
+    operator: Operator
+    settings: NotificationSettings
+    people: dict[int, Recipient]
+    wordings: dict[tuple[str, str], Wording | None]
+    balances: dict[int, Decimal]
+
+    def wording(self, channel: str, language: str) -> Wording | None:
+        return self.wordings.get((channel, language))
+
+    def values(self, person: Recipient, context: Mapping[str, Any] | None) -> dict[str, Any]:
+        unknown = sorted(set(context or {}) - set(VARIABLES))
+        if unknown:
+            raise NotificationError(f"unknown template variable(s) in the context: {', '.join(unknown)}")
+        values = _raw_values(
+            operator=self.operator,
+            settings=self.settings,
+            name=person.name,
+            customer_id=person.customer_id,
+            package=person.package,
+            expires_on=person.expires_on,
+            balance=self.balances.get(person.subscriber_id, ZERO),
+        )
+        values.update(context or {})
+        return values
+
+
+def event_wordings(operator: Operator, event: str) -> dict[tuple[str, str], Wording | None]:
+    """The wording in force for the event on every channel and language: the operator's active
+    template, else the built-in wording (an e-mail template without a subject keeps the built-in one)."""
+    own = {
+        (template.channel, template.language): template
+        for template in MessageTemplate.objects.filter(operator=operator, event=event, is_active=True)
+    }
+    wordings: dict[tuple[str, str], Wording | None] = {}
+    for channel in Channel.values:
+        for language in Language.values:
+            default = DEFAULT_WORDING.get((event, language))
+            template = own.get((channel, language))
+            if template is None:
+                wordings[(channel, language)] = default
+            else:
+                subject = template.subject or (default.subject if default is not None else "")
+                wordings[(channel, language)] = Wording(subject, template.body)
+    return wordings
+
+
+def notice_audience(
+    operator: Operator, event: str, subscriber_ids: Sequence[int], notices: Iterable[Any] = ()
+) -> NoticeAudience:
+    """Load what `notify_event_many` needs for these subscribers of the operator (others are left out).
+    `notices` (anything with a `context` mapping) tells whether the callers supplied the amounts."""
+    settings = notification_settings_for(operator)
+    wordings = event_wordings(operator, event)
+    people: dict[int, Recipient] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_AUDIENCE_SQL, {"operator": operator.pk, "ids": list(subscriber_ids)})
+        for subscriber_id, name, customer_id, phone, email, expires_on, package, language, muted in cursor:
+            people[subscriber_id] = Recipient(
+                subscriber_id,
+                name,
+                customer_id,
+                phone,
+                email,
+                expires_on,
+                package,
+                language or settings.default_language or Language.ENGLISH,
+                list(muted or ()),
+            )
+    used: set[str] = set()
+    for wording in wordings.values():
+        if wording is not None:
+            used.update(template_variables(wording.subject), template_variables(wording.body))
+    needs_balances = "balance" in used or (
+        "amount_due" in used and any("amount_due" not in (notice.context or {}) for notice in notices)
+    )
+    balances = _balances(list(people)) if needs_balances and people else {}
+    return NoticeAudience(operator, settings, people, wordings, balances)
+
+
+_AUDIENCE_SQL = """
+SELECT s.id, s.name, s.customer_id, s.phone, s.email, s.expires_on, p.name, pref.language, pref.muted_channels
+FROM customers_subscriber s
+JOIN catalog_package p ON p.id = s.package_id
+LEFT JOIN notifications_subscriberpreference pref ON pref.subscriber_id = s.id
+WHERE s.operator_id = %(operator)s AND s.id = ANY(%(ids)s::bigint[])
+"""
 
 
 @dataclass(frozen=True)

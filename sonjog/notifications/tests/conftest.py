@@ -16,7 +16,7 @@ from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import Subscriber
 from sonjog.customers.services import subscriber_create
 from sonjog.notifications.models import ProviderAccount
-from sonjog.notifications.services import provider_account_create, sms_credit_add
+from sonjog.notifications.services import notification_settings_save, provider_account_create, sms_credit_add
 from sonjog.notifications.tests.fakes import LoopbackSmtp, SslWirelessFake
 from sonjog.operators.models import Operator
 
@@ -45,10 +45,13 @@ def make_isp(
     credit: str = "10.00",
     cost: str = "0.25",
     token: str = "ssl-token",
+    quiet_hours: bool = False,
     **subscriber_fields: Any,
 ) -> Isp:
-    """An operator with one subscriber and, given a gateway, an SSL Wireless account pointing at it."""
+    """An operator with one subscriber and, given a gateway, an SSL Wireless account pointing at it.
+    Quiet hours are off unless asked for: a test that sends must not depend on the hour it runs at."""
     operator = make_operator(vat_rate=Decimal("0"))
+    notification_settings_save(operator=operator, quiet_hours_enabled=quiet_hours)
     package = make_package(operator, "500.00", vat=False, name="Home 10")
     subscriber = add_subscriber(operator, package, **subscriber_fields)
     account = None

@@ -145,7 +145,7 @@ def test_insufficient_credit_refuses_and_alerts_once(jobs: None, gateway: SslWir
 
 def test_quiet_hours_hold_reminders_not_codes(jobs: None, gateway: SslWirelessFake, frozen_clock) -> None:
     frozen_clock.now = dt.datetime(2027, 6, 15, 16, 30, tzinfo=dt.UTC)  # 22:30 in Dhaka
-    isp = make_isp(gateway)
+    isp = make_isp(gateway, quiet_hours=True)
     [reminder] = notify_event(
         subscriber=isp.subscriber,
         event="due_reminder",

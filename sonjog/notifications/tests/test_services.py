@@ -24,6 +24,7 @@ from sonjog.notifications.services import (
     bulk_sms_send,
     message_queue,
     messages_drain,
+    notification_settings_save,
     notify_event,
     provider_account_create,
     subscriber_preference_save,
@@ -229,6 +230,7 @@ def test_drain_recovers_dead_workers_and_lost_jobs(isp: Isp, frozen_clock) -> No
 
 
 def test_a_claim_inside_quiet_hours_waits_for_morning(isp: Isp, frozen_clock) -> None:
+    notification_settings_save(operator=isp.operator, quiet_hours_enabled=True)
     frozen_clock.now = dt.datetime(2027, 6, 15, 15, 59, tzinfo=dt.UTC)  # 21:59 in Dhaka
     [message] = notify_event(subscriber=isp.subscriber, event="welcome")
     frozen_clock.advance(minutes=5)  # the worker only gets to it at 22:04
