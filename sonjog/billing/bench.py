@@ -67,7 +67,14 @@ _RAW_INSERT_SQL = [
 ]
 
 
-def run_bench(*, subscribers: int, months: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def run_bench(
+    *,
+    subscribers: int,
+    months: int,
+    progress: Callable[[str], None],
+    send_sample: int = 3000,
+    send_workers: int = 4,
+) -> dict[str, Any]:
     results: dict[str, Any] = {"subscribers": subscribers, "months": months}
     started = time.perf_counter()
     seed_isp(subscribers=subscribers, months=months, random_seed=42, progress=progress)
@@ -149,6 +156,12 @@ def run_bench(*, subscribers: int, months: int, progress: Callable[[str], None])
 
     results.update(console_bench(root, samples=20))
     progress("console pages")
+
+    from sonjog.notifications.bench import run_notifications_bench
+
+    results.update(
+        run_notifications_bench(operators=operators, send_sample=send_sample, workers=send_workers, progress=progress)
+    )
 
     results["concurrency_duplicates"] = _concurrency_round(root, add_months(target, 1), rng, ids)
     progress("concurrency")

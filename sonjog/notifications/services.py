@@ -854,9 +854,10 @@ def _claim(message_id: int, now: dt.datetime) -> tuple[Message | None, str]:
             _fail(message, FailureReason.CONFIGURATION, f"no active {message.channel} account", now)
             return None, MessageStatus.FAILED
         if account.pk != message.account_id:
-            message.account, message.provider = account, account.kind
+            message.provider = account.kind
             if message.channel == Channel.SMS:
                 message.cost = selectors.sms_cost(message.segments, account)
+        message.account = account  # the row just read: sending must not load it again
         if _charges_credit(message) and not _credit_debit(message, now):
             credit = selectors.sms_balance(message.operator).balance
             _fail(

@@ -21,21 +21,29 @@ class Command(BaseCommand):
         )
         parser.add_argument("--network-changes", type=int, default=10000)
         parser.add_argument("--network-workers", type=int, default=2)
+        parser.add_argument(
+            "--send-sample", type=int, default=3000, help="reminders sent through the local gateway to time sending"
+        )
+        parser.add_argument("--send-workers", type=int, default=4, help="worker slots sending them")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subscribers"] < 100 or options["months"] < 2:
             raise usage_error("bench needs at least 100 subscribers and 2 months")
+        if options["send_sample"] < 1 or options["send_workers"] < 1:
+            raise usage_error("--send-sample and --send-workers must be at least 1")
         if Subscriber.objects.exists():
             raise usage_error(
                 "this database already holds subscribers; bench seeds its own data, so point it at an empty one "
                 "(e.g. SONJOG_VAR_DIR=/tmp/sonjog-bench sonjog migrate, then the same variable for sonjog bench)"
             )
-        progress = Progress(options["months"] + 12 + (3 if options["network"] else 0), "bench", enabled=True)
+        progress = Progress(options["months"] + 14 + (3 if options["network"] else 0), "bench", enabled=True)
         results = run_bench(
             subscribers=options["subscribers"],
             months=options["months"],
             progress=lambda note: progress.advance(note=note),
+            send_sample=options["send_sample"],
+            send_workers=options["send_workers"],
         )
         if options["network"]:
             from sonjog.network.bench import run_network_bench

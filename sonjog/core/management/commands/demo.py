@@ -41,15 +41,20 @@ class Command(BaseCommand):
             return
         from sonjog.network.demo import demo_emulators_start, demo_routers_ensure
         from sonjog.network.reconcile import network_reconcile
+        from sonjog.notifications.demo import demo_gateway_start, demo_messaging_ensure
 
-        routers = demo_routers_ensure(Operator.objects.get(code="demo-isp"))
+        root = Operator.objects.get(code="demo-isp")
+        routers = demo_routers_ensure(root)
         emulators = demo_emulators_start(routers)
+        demo_messaging_ensure(root)
+        sms_gateway = demo_gateway_start()
         for router in routers:
             report = network_reconcile(router)[router.name]
             self.stdout.write(
                 f"Router {router.name} (RouterOS API emulator on 127.0.0.1:{router.api_port}): "
                 f"{report.checked} subscribers, {report.online} online"
             )
+        self.stdout.write(f"SMS go to a local gateway on {sms_gateway.url} that accepts every message")
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(self.style.SUCCESS(f"\nSonjog is running at {url}"))
         self.stdout.write(f"Sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}  (Ctrl+C stops everything)\n")
@@ -92,3 +97,4 @@ class Command(BaseCommand):
                     child.kill()
             for emulator in emulators:
                 emulator.stop()
+            sms_gateway.stop()
