@@ -21,7 +21,7 @@ class OperatorScheduleAdmin(ReadOnlyAdmin):
 
 @admin.register(ReminderRule)
 class ReminderRuleAdmin(ReadOnlyAdmin):
-    list_display = ["operator", "event", "offset_days", "package", "channel", "is_active"]
+    list_display = ["operator", "event", "offset_days", "package", "zone", "channel", "is_active"]
     list_filter = ["event", "channel", "is_active"]
 
 

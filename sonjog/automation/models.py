@@ -126,6 +126,14 @@ class ReminderRule(models.Model):
         related_name="+",
         help_text=_("Only subscribers on this package; empty for all"),
     )
+    zone = models.ForeignKey(
+        "customers.Zone",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("Only subscribers in this zone or its sub-zones; empty for all"),
+    )
     channel = models.CharField(_("channel"), max_length=10, choices=ReminderChannel.choices, blank=True, default="")
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -137,7 +145,7 @@ class ReminderRule(models.Model):
                 condition=Q(offset_days__gte=-60, offset_days__lte=60), name="reminderrule_offset_range"
             ),
             models.UniqueConstraint(
-                fields=["operator", "event", "offset_days", "package", "channel"],
+                fields=["operator", "event", "offset_days", "package", "zone", "channel"],
                 nulls_distinct=False,
                 name="reminderrule_unique",
             ),

@@ -7,6 +7,7 @@ on their own against the database; the jobs around them only send or enqueue.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -289,17 +290,29 @@ def _dedup_suffix(channel: str) -> str:
     return f":{channel}" if channel else ""
 
 
+# Each zone-limited rule of the operator with its zone and every zone below it: "Uttara" includes the
+# subscribers of "Uttara / Sector 7".
+_RULE_ZONES_SQL = """
+    SELECT r.id AS rule_id, r.zone_id FROM automation_reminderrule r
+    WHERE r.operator_id = %(operator)s AND r.zone_id IS NOT NULL
+    UNION
+    SELECT rz.rule_id, z.id FROM rule_zones rz JOIN customers_zone z ON z.parent_id = rz.zone_id
+"""
+
 # The oldest open bill per subscriber, kept only when its due date plus a rule's offset is today.
 # Bills are reached through the (operator, period_month) index: a bill due on date D started at most
 # due_days + one month before D, so the period window below bounds the scan. The amount due follows
 # the mode: what the subscriber owes in total (cumulative: the balance carried forward; monthly: the
 # open bills, which FIFO makes the same figure whenever no credit is waiting).
-_REMINDER_CANDIDATES_SQL = """
-WITH rules AS (
-    SELECT r.id, r.offset_days, r.package_id, r.channel, (%(today)s::date - r.offset_days) AS due_on
+_REMINDER_CANDIDATES_SQL = (
+    """
+WITH RECURSIVE rules AS (
+    SELECT r.id, r.offset_days, r.package_id, r.zone_id, r.channel, (%(today)s::date - r.offset_days) AS due_on
     FROM automation_reminderrule r
     WHERE r.operator_id = %(operator)s AND r.event = 'bill_due' AND r.is_active
-), due_bills AS (
+), rule_zones AS ("""
+    + _RULE_ZONES_SQL
+    + """), due_bills AS (
     SELECT b.id, b.subscriber_id, b.period_month, b.due_date,
            b.total - COALESCE((SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = b.id), 0) AS open
     FROM billing_bill b
@@ -318,6 +331,7 @@ FROM due_bills b
 JOIN customers_subscriber s ON s.id = b.subscriber_id
 JOIN operators_operator o ON o.id = s.operator_id
 JOIN rules r ON r.due_on = b.due_date AND (r.package_id IS NULL OR r.package_id = s.package_id)
+    AND (r.zone_id IS NULL OR EXISTS (SELECT 1 FROM rule_zones rz WHERE rz.rule_id = r.id AND rz.zone_id = s.zone_id))
 WHERE b.open > 0
   AND s.service_intent IN ('active', 'suspended')
   AND COALESCE(s.billing_mode, o.billing_mode) <> 'prepaid'
@@ -328,6 +342,7 @@ WHERE b.open > 0
         AND older.total > COALESCE((SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = older.id), 0))
 ORDER BY s.id, r.offset_days, r.id
 """
+)
 
 
 def reminder_candidates(operator: Operator, today: dt.date) -> list[ReminderCandidate]:
@@ -385,11 +400,16 @@ def reminder_candidates(operator: Operator, today: dt.date) -> list[ReminderCand
     ]
 
 
-_EXPIRY_CANDIDATES_SQL = """
+_EXPIRY_CANDIDATES_SQL = (
+    """
+WITH RECURSIVE rule_zones AS ("""
+    + _RULE_ZONES_SQL
+    + """)
 SELECT s.id, s.customer_id, r.id, r.offset_days, r.channel, s.expires_on
 FROM automation_reminderrule r
 JOIN customers_subscriber s ON s.operator_id = r.operator_id
     AND (r.package_id IS NULL OR r.package_id = s.package_id)
+    AND (r.zone_id IS NULL OR EXISTS (SELECT 1 FROM rule_zones rz WHERE rz.rule_id = r.id AND rz.zone_id = s.zone_id))
     AND s.expires_on = %(today)s::date - r.offset_days
 JOIN operators_operator o ON o.id = s.operator_id
 WHERE r.operator_id = %(operator)s AND r.event = 'prepaid_expiry' AND r.is_active
@@ -397,6 +417,7 @@ WHERE r.operator_id = %(operator)s AND r.event = 'prepaid_expiry' AND r.is_activ
   AND COALESCE(s.billing_mode, o.billing_mode) = 'prepaid'
 ORDER BY s.id, r.offset_days, r.id
 """
+)
 
 
 def expiry_candidates(operator: Operator, today: dt.date) -> list[ReminderCandidate]:
@@ -421,3 +442,11 @@ def expiry_candidates(operator: Operator, today: dt.date) -> list[ReminderCandid
         )
         for subscriber_id, customer_id, rule_id, offset, channel, expires_on in rows
     ]
+
+
+def reminder_rule_reach(operator: Operator, today: dt.date) -> dict[int, int]:
+    """How many subscribers each of the operator's rules reaches on `today` (messages already sent
+    today still count: this is the rule's reach, not what is left to send)."""
+    reach = Counter(candidate.rule_id for candidate in reminder_candidates(operator, today))
+    reach.update(candidate.rule_id for candidate in expiry_candidates(operator, today))
+    return dict(reach)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from sonjog.catalog.models import Package
+    from sonjog.customers.models import Zone
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +142,12 @@ def reminder_rule_create(
     event: str,
     offset_days: int,
     package: Package | None = None,
+    zone: Zone | None = None,
     channel: str = "",
     actor: User | None = None,
 ) -> ReminderRule:
+    """A reminder `offset_days` from the due date (or the prepaid validity end), optionally only for one
+    package and/or one zone with its sub-zones."""
     if event not in ReminderEvent.values:
         raise InvalidSchedule(f"unknown reminder event '{event}'; use one of {', '.join(ReminderEvent.values)}")
     if channel not in ReminderChannel.values:
@@ -152,10 +156,12 @@ def reminder_rule_create(
         raise InvalidSchedule(f"a reminder offset must be within 60 days of the date (got {offset_days})")
     if package is not None and package.operator_id != operator.pk:
         raise InvalidSchedule(f"the package '{package}' belongs to another operator")
+    if zone is not None and zone.operator_id != operator.pk:
+        raise InvalidSchedule(f"the zone '{zone}' belongs to another operator")
     try:
         with transaction.atomic():
             rule = ReminderRule.objects.create(
-                operator=operator, event=event, offset_days=offset_days, package=package, channel=channel
+                operator=operator, event=event, offset_days=offset_days, package=package, zone=zone, channel=channel
             )
             audit(
                 operator=operator,
@@ -165,6 +171,7 @@ def reminder_rule_create(
                 reminder_event=event,
                 offset_days=offset_days,
                 package=package.pk if package else None,
+                zone=zone.pk if zone else None,
                 channel=channel,
             )
     except IntegrityError:

@@ -22,6 +22,7 @@ from sonjog.automation.services import (
 from sonjog.billing.models import Bill
 from sonjog.billing.services import payment_record
 from sonjog.conftest import make_operator, make_package, make_subscriber
+from sonjog.customers.models import Zone
 from sonjog.customers.services import subscriber_set_intent
 
 pytestmark = pytest.mark.django_db
@@ -143,6 +144,41 @@ def test_expiry_candidates_for_prepaid_subscribers(isp):
     # Bill-due reminders never go to prepaid subscribers.
     reminder_rule_create(operator=operator, event=ReminderEvent.BILL_DUE, offset_days=0)
     assert all(c.mode != "prepaid" for c in reminder_candidates(operator, TODAY))
+
+
+def test_a_zone_rule_reaches_the_zone_and_its_sub_zones_only(isp):
+    operator, home, _office = isp
+    uttara = Zone.objects.create(operator=operator, name="Uttara")
+    sector_7 = Zone.objects.create(operator=operator, name="Sector 7", parent=uttara)
+    mirpur = Zone.objects.create(operator=operator, name="Mirpur")
+    made = {
+        "uttara": make_subscriber(operator, home, activation_date=D(2027, 6, 8), zone=uttara),
+        "sector_7": make_subscriber(operator, home, activation_date=D(2027, 6, 8), zone=sector_7),
+        "mirpur": make_subscriber(operator, home, activation_date=D(2027, 6, 8), zone=mirpur),
+        "no_zone": make_subscriber(operator, home, activation_date=D(2027, 6, 8)),
+        "prepaid_uttara": make_subscriber(
+            operator, home, activation_date=D(2027, 5, 15), billing_mode="prepaid", zone=sector_7
+        ),
+        "prepaid_mirpur": make_subscriber(
+            operator, home, activation_date=D(2027, 5, 15), billing_mode="prepaid", zone=mirpur
+        ),
+    }
+    for name in ("prepaid_uttara", "prepaid_mirpur"):
+        payment_record(subscriber=made[name], amount=Decimal("1000.00"), method="cash")
+    names = {subscriber.pk: name for name, subscriber in made.items()}
+    due = reminder_rule_create(operator=operator, event=ReminderEvent.BILL_DUE, offset_days=0, zone=uttara)
+    expiry = reminder_rule_create(operator=operator, event=ReminderEvent.PREPAID_EXPIRY, offset_days=0, zone=uttara)
+    assert sorted(names[c.subscriber_id] for c in reminder_candidates(operator, TODAY)) == ["sector_7", "uttara"]
+    assert all(c.rule_id == due.pk for c in reminder_candidates(operator, TODAY))
+    assert [(names[c.subscriber_id], c.rule_id) for c in expiry_candidates(operator, TODAY)] == [
+        ("prepaid_uttara", expiry.pk)
+    ]
+    # The same offset for every zone is a different rule, and it reaches everyone.
+    reminder_rule_create(operator=operator, event=ReminderEvent.BILL_DUE, offset_days=0)
+    assert len(reminder_candidates(operator, TODAY)) == 2 + 4
+    other = make_operator()
+    with pytest.raises(InvalidSchedule, match=r"zone 'Mirpur' belongs to another operator"):
+        reminder_rule_create(operator=other, event=ReminderEvent.BILL_DUE, offset_days=0, zone=mirpur)
 
 
 def test_reminder_rules_are_validated(isp):
