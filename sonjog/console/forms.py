@@ -5,12 +5,15 @@ then enforce the business rules (package of the same operator, and so on)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from sonjog.billing.models import AdjustmentReason, PaymentMethod
 from sonjog.catalog.models import Package
@@ -20,6 +23,17 @@ from sonjog.core.periods import parse_period
 from sonjog.customers.exceptions import InvalidPhone
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
 from sonjog.customers.phone import normalize_phone
+from sonjog.notifications.models import (
+    KIND_CHANNEL,
+    Channel,
+    Event,
+    Language,
+    MessageTemplate,
+    ProviderAccount,
+    ProviderKind,
+)
+from sonjog.notifications.providers import PROVIDERS
+from sonjog.notifications.rendering import VARIABLES, template_variables
 from sonjog.operators.models import BillingCycle, BillingMode, Operator
 
 
@@ -370,3 +384,384 @@ class DaySheetForm(forms.Form):
     def __init__(self, *args: Any, collectors: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _offer(self, "collector", collectors)
+
+
+# -- messaging --------------------------------------------------------------------------------------
+
+
+def unknown_variables(text: str) -> list[str]:
+    return sorted({name for name in template_variables(text) if name not in VARIABLES})
+
+
+def _placeholder(name: str) -> str:
+    return "{{ " + name + " }}"
+
+
+def unknown_variables_message(names: list[str]) -> str:
+    """The error a template or bulk text with unknown `{{ names }}` gets, naming what is allowed."""
+    return ngettext(
+        "Unknown variable %(names)s. Use only: %(allowed)s.",
+        "Unknown variables %(names)s. Use only: %(allowed)s.",
+        len(names),
+    ) % {
+        "names": ", ".join(_placeholder(name) for name in names),
+        "allowed": ", ".join(_placeholder(name) for name in VARIABLES),
+    }
+
+
+def _checked_template_text(text: str) -> str:
+    # Browsers send CRLF line ends; in an SMS the CR is one more character paid for.
+    text = text.replace("\r\n", "\n")
+    unknown = unknown_variables(text)
+    if unknown:
+        raise ValidationError(unknown_variables_message(unknown), code="unknown_variable")
+    return text
+
+
+class MessageTemplateForm(forms.Form):
+    subject = forms.CharField(label=_("Subject"), max_length=200, required=False)
+    body = forms.CharField(label=_("Text"), max_length=2000, widget=forms.Textarea(attrs={"rows": 6}))
+    is_active = forms.BooleanField(
+        label=_("Use this wording"),
+        required=False,
+        initial=True,
+        help_text=_("Untick to fall back to the built-in wording without losing this text."),
+    )
+
+    def __init__(self, *args: Any, channel: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if channel != Channel.EMAIL:
+            del self.fields["subject"]
+
+    def clean_subject(self) -> str:
+        return _checked_template_text(self.cleaned_data["subject"])
+
+    def clean_body(self) -> str:
+        return _checked_template_text(self.cleaned_data["body"])
+
+
+class SmsTemplateChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.get_event_display()} · {obj.get_language_display()}"
+
+
+class BulkSmsForm(forms.Form):
+    """Who gets a bulk SMS (the subscriber list's filters, within one operator) and what it says."""
+
+    zone = forms.ModelChoiceField(
+        label=_("Zone"), queryset=Zone.objects.none(), required=False, empty_label=_("Any zone")
+    )
+    package = PackageChoiceField(
+        label=_("Package"), queryset=Package.objects.none(), required=False, empty_label=_("Any package")
+    )
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("Any status")), *ServiceIntent.choices]
+    )
+    owes = forms.BooleanField(label=_("Owes money"), required=False)
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    template = SmsTemplateChoiceField(
+        label=_("SMS template"),
+        queryset=MessageTemplate.objects.none(),
+        required=False,
+        empty_label=_("(write the text below)"),
+    )
+    text = forms.CharField(
+        label=_("Message"),
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Variables such as {{ name }} and {{ amount_due }} take each subscriber's own values."),
+    )
+    token = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, operator: Operator, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.operator = operator
+        _offer(self, "zone", Zone.objects.filter(operator=operator).select_related("parent").order_by("name"))
+        _offer(self, "package", Package.objects.filter(operator=operator).order_by("price", "name"))
+        _offer(
+            self,
+            "template",
+            MessageTemplate.objects.filter(operator=operator, channel=Channel.SMS, is_active=True).order_by(
+                "event", "language"
+            ),
+        )
+
+    def clean_text(self) -> str:
+        return _checked_template_text(self.cleaned_data["text"])
+
+    def clean_token(self) -> str:
+        token: str = self.cleaned_data["token"]
+        if token and not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token):
+            raise ValidationError(_("This confirmation is not valid; preview the message again."))
+        return token
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        template, text = data.get("template"), (data.get("text") or "").strip()
+        if template is None and not text and "text" not in self.errors:
+            self.add_error("text", _("Write the message or pick an SMS template."))
+        elif template is not None and text:
+            self.add_error("text", _("Pick a template or write the text, not both."))
+        return data
+
+
+# The secrets each provider reads from the account's credentials (see sonjog.notifications.providers).
+PROVIDER_SECRETS: dict[str, tuple[str, ...]] = {
+    ProviderKind.GENERIC_HTTP: ("api_key", "password"),
+    ProviderKind.SSL_WIRELESS: ("api_token",),
+    ProviderKind.BULKSMSBD: ("api_key",),
+    ProviderKind.TWILIO: ("auth_token",),
+    ProviderKind.SMTP: ("password",),
+    ProviderKind.WHATSAPP_CLOUD: ("access_token", "app_secret"),
+}
+# Without these the provider cannot send at all.
+REQUIRED_SECRETS: dict[str, frozenset[str]] = {
+    ProviderKind.SSL_WIRELESS: frozenset({"api_token"}),
+    ProviderKind.BULKSMSBD: frozenset({"api_key"}),
+    ProviderKind.TWILIO: frozenset({"auth_token"}),
+    ProviderKind.WHATSAPP_CLOUD: frozenset({"access_token"}),
+}
+SECRET_LABELS = {
+    "api_key": _("API key"),
+    "password": _("Password"),
+    "api_token": _("API token"),
+    "auth_token": _("Auth token"),
+    "access_token": _("Access token"),
+    "app_secret": _("App secret (checks the signature of delivery reports)"),
+}
+# Account options with their own fields; anything else goes in the JSON options.
+SMTP_OPTIONS = ("host", "port", "use_tls", "use_ssl")
+WHATSAPP_OPTIONS = ("template_name", "template_language")
+
+
+class ProviderAccountForm(forms.Form):
+    """One provider account: the fields its kind needs. Secret fields never show what is stored; left
+    empty when editing, the stored secret stays."""
+
+    name = forms.CharField(label=_("Name"), max_length=80)
+    sender_id = forms.CharField(label=_("Sender ID"), max_length=120, required=False)
+    username = forms.CharField(label=_("Username"), max_length=120, required=False)
+    base_url = forms.URLField(
+        label=_("Base URL"),
+        max_length=300,
+        required=False,
+        assume_scheme="https",
+        widget=forms.TextInput(attrs={"inputmode": "url"}),
+    )
+    cost_per_segment = forms.DecimalField(
+        label=_("Cost per SMS segment"), min_value=Decimal("0"), max_digits=10, decimal_places=4, initial=Decimal("0")
+    )
+    is_active = forms.BooleanField(
+        label=_("Active (replaces the active account on this channel)"), required=False, initial=True
+    )
+    options_json = forms.CharField(
+        label=_("Advanced options (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_('For example {"path": "/api/send", "method": "GET"}; see the provider notes.'),
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        operator: Operator,
+        kind: str,
+        editing: ProviderAccount | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.operator, self.kind, self.editing = operator, kind, editing
+        channel = KIND_CHANNEL[kind]
+        if editing is not None:
+            del self.fields["is_active"]
+        sender_labels: dict[str, tuple[Any, Any]] = {
+            Channel.EMAIL: (_("From address"), _("The address messages come from, e.g. billing@example.net")),
+            Channel.WHATSAPP: (_("Phone number ID"), _("The WhatsApp Business phone number ID from Meta")),
+        }
+        label, help_text = sender_labels.get(
+            channel, (_("Sender ID"), _("The approved masking name or sending number"))
+        )
+        if kind == ProviderKind.TWILIO:
+            label, help_text = _("Sending number"), _("The sending number (+1...) or a messaging service SID (MG...)")
+        self.fields["sender_id"].label, self.fields["sender_id"].help_text = label, help_text
+        if kind == ProviderKind.TWILIO:
+            self.fields["username"].label = _("Account SID")
+            self.fields["username"].required = True
+        elif kind == ProviderKind.SMTP:
+            self.fields["username"].label = _("SMTP user")
+        elif kind != ProviderKind.GENERIC_HTTP:
+            del self.fields["username"]
+        default_url = PROVIDERS[kind].default_base_url
+        if default_url:
+            self.fields["base_url"].help_text = _("Leave empty for the provider's own address (%(url)s).") % {
+                "url": default_url
+            }
+        elif kind == ProviderKind.GENERIC_HTTP:
+            self.fields["base_url"].required = True
+            self.fields["base_url"].help_text = _("The gateway's address; the path can go in the options.")
+        else:
+            del self.fields["base_url"]
+        if channel != Channel.SMS:
+            del self.fields["cost_per_segment"]
+        stored = editing.credentials if editing is not None else {}
+        for key in PROVIDER_SECRETS[kind]:
+            required = key in REQUIRED_SECRETS.get(kind, frozenset()) and not stored.get(key)
+            self.fields[f"secret_{key}"] = forms.CharField(
+                label=SECRET_LABELS[key],
+                required=required,
+                max_length=500,
+                strip=True,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                help_text=_("A value is stored; leave empty to keep it.") if stored.get(key) else "",
+            )
+        if kind == ProviderKind.SMTP:
+            self.fields["option_host"] = forms.CharField(
+                label=_("SMTP server"),
+                required=False,
+                max_length=200,
+                help_text=_("Leave empty to use the site's own mail server settings."),
+            )
+            self.fields["option_port"] = forms.IntegerField(
+                label=_("Port"), required=False, min_value=1, max_value=65535
+            )
+            self.fields["option_use_tls"] = forms.BooleanField(label=_("STARTTLS"), required=False)
+            self.fields["option_use_ssl"] = forms.BooleanField(label=_("SSL/TLS from the start"), required=False)
+        if kind == ProviderKind.WHATSAPP_CLOUD:
+            self.fields["option_template_name"] = forms.CharField(
+                label=_("Approved template name"),
+                required=False,
+                max_length=120,
+                help_text=_("Messages go through this template with the text as its one parameter."),
+            )
+            self.fields["option_template_language"] = forms.CharField(
+                label=_("Template language code"), required=False, max_length=12, initial="en"
+            )
+        self.order_fields(
+            [
+                "name",
+                "sender_id",
+                "username",
+                *[name for name in self.fields if name.startswith("secret_")],
+                "base_url",
+                *[name for name in self.fields if name.startswith("option_")],
+                "cost_per_segment",
+                "is_active",
+                "options_json",
+            ]
+        )
+        if editing is not None and not self.is_bound:
+            self._fill_from(editing)
+
+    def _fill_from(self, account: ProviderAccount) -> None:
+        options = dict(account.options or {})
+        for name in ("name", "sender_id", "username", "base_url", "cost_per_segment"):
+            if name in self.fields:
+                self.initial[name] = getattr(account, name)
+        for key in (*SMTP_OPTIONS, *WHATSAPP_OPTIONS):
+            if f"option_{key}" in self.fields and key in options:
+                self.initial[f"option_{key}"] = options.pop(key)
+        self.initial["options_json"] = json.dumps(options, ensure_ascii=False) if options else ""
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        others = ProviderAccount.objects.filter(operator=self.operator, name=name)
+        if self.editing is not None:
+            others = others.exclude(pk=self.editing.pk)
+        if others.exists():
+            raise ValidationError(_("This operator already has an account with this name."))
+        return name
+
+    def clean_options_json(self) -> dict[str, Any]:
+        text = self.cleaned_data["options_json"].strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValidationError(_('Write the options as a JSON object, for example {"path": "/send"}.'))
+        return value
+
+    def options(self) -> dict[str, Any]:
+        options: dict[str, Any] = dict(self.cleaned_data.get("options_json") or {})
+        data = self.cleaned_data
+        if self.kind == ProviderKind.SMTP:
+            for key in SMTP_OPTIONS:
+                options.pop(key, None)
+            if data.get("option_host"):
+                # A named server is configured completely here; without one the site's settings apply.
+                options["host"] = data["option_host"]
+                if data.get("option_port"):
+                    options["port"] = data["option_port"]
+                options["use_tls"] = bool(data.get("option_use_tls"))
+                options["use_ssl"] = bool(data.get("option_use_ssl"))
+        if self.kind == ProviderKind.WHATSAPP_CLOUD:
+            for key in WHATSAPP_OPTIONS:
+                options.pop(key, None)
+                if data.get(f"option_{key}"):
+                    options[key] = data[f"option_{key}"]
+        return options
+
+    def credentials(self) -> dict[str, str]:
+        return {key: self.cleaned_data.get(f"secret_{key}") or "" for key in PROVIDER_SECRETS[self.kind]}
+
+    def account_fields(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "sender_id": data.get("sender_id") or "",
+            "username": data.get("username") or "",
+            "base_url": data.get("base_url") or "",
+            "cost_per_segment": data.get("cost_per_segment") or Decimal("0"),
+            "options": self.options(),
+        }
+
+
+class SmsTopUpForm(forms.Form):
+    amount = forms.DecimalField(label=_("Amount"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    note = forms.CharField(label=_("Note"), max_length=200, required=False, help_text=_("e.g. the invoice number"))
+
+
+class SmsThresholdForm(forms.Form):
+    threshold = forms.DecimalField(
+        label=_("Alert when the credit falls below"), min_value=Decimal("0"), max_digits=14, decimal_places=2
+    )
+
+
+class NotificationSettingsForm(forms.Form):
+    quiet_hours_enabled = forms.BooleanField(
+        label=_("Hold messages during quiet hours"),
+        required=False,
+        help_text=_("One-time codes are sent at any hour."),
+    )
+    quiet_start = forms.TimeField(label=_("Quiet from"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    quiet_end = forms.TimeField(label=_("Quiet until"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    default_language = forms.ChoiceField(
+        label=_("Default language"),
+        choices=Language.choices,
+        help_text=_("For subscribers who have not chosen one."),
+    )
+    default_channels = forms.MultipleChoiceField(
+        label=_("Channels for automatic messages"),
+        choices=Channel.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked means SMS and e-mail."),
+    )
+    muted_events = forms.MultipleChoiceField(
+        label=_("Do not tell subscribers about"),
+        choices=[(value, label) for value, label in Event.choices if value not in (Event.OTP, Event.BULK)],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    portal_url = forms.URLField(
+        label=_("Customer portal link"),
+        max_length=300,
+        required=False,
+        assume_scheme="https",
+        widget=forms.TextInput(attrs={"inputmode": "url"}),
+        help_text=_("Shown in messages as {{ portal_link }}."),
+    )

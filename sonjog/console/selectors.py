@@ -49,6 +49,7 @@ from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start, subscriber_period
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
 from sonjog.network.models import NetworkAlert, OutboxCommand, OutboxStatus, Router
+from sonjog.notifications.models import LowBalanceAlert
 
 # Intent and what the router last confirmed disagree (the router side's "disabled" already covers
 # suspension by profile or address list), or a subscriber who should be cut off is still online.
@@ -213,6 +214,7 @@ class Dashboard:
     collected_today: Decimal
     failed_commands: int
     alerts: list[NetworkAlert]
+    sms_alerts: list[LowBalanceAlert]
 
 
 # Closed periods (before the last two) change only through corrections dated into the past, so their
@@ -334,6 +336,12 @@ def dashboard(scope: Scope, today: dt.date) -> Dashboard:
         .select_related("router")
         .order_by("-created_at")[:5]
     )
+    # SMS credit running out stops reminders and receipts: as loud as a router going down.
+    sms_alerts = list(
+        LowBalanceAlert.objects.filter(operator_id__in=ids, resolved_at__isnull=True)
+        .select_related("operator")
+        .order_by("-created_at")[:5]
+    )
     totals["unrouted_online"] = unrouted
     return Dashboard(
         today=today,
@@ -347,6 +355,7 @@ def dashboard(scope: Scope, today: dt.date) -> Dashboard:
         collected_today=sum((row["total"] for row in collections), start=ZERO),
         failed_commands=failed,
         alerts=alerts,
+        sms_alerts=sms_alerts,
     )
 
 

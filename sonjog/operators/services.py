@@ -25,6 +25,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "billing.view_bill",
         "billing.add_adjustment",
         "billing.reverse_entry",
+        "notifications.view_message",
     ],
     StaffRole.COLLECTOR: ["customers.view_subscriber", "billing.add_payment", "billing.view_payment"],
     StaffRole.NETWORK_ENGINEER: [
@@ -35,7 +36,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "network.view_outboxcommand",
         "network.change_outboxcommand",
     ],
-    StaffRole.SUPPORT: ["customers.view_subscriber", "billing.view_ledgerentry", "billing.view_bill"],
+    StaffRole.SUPPORT: [
+        "customers.view_subscriber",
+        "billing.view_ledgerentry",
+        "billing.view_bill",
+        "notifications.view_message",
+    ],
     StaffRole.RESELLER_STAFF: [
         "customers.view_subscriber",
         "customers.add_subscriber",

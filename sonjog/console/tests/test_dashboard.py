@@ -19,6 +19,7 @@ from sonjog.console.access import Scope
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.network.enforcement import overdue_ids
 from sonjog.network.models import NetworkAlert
+from sonjog.notifications.models import LowBalanceAlert
 from sonjog.operators.services import staff_create
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +74,9 @@ def test_mode_aware_cards_and_the_alert_banner(db):
     NetworkAlert.objects.create(
         operator=operator, kind=NetworkAlert.Kind.ONLINE_DROP, message="An old one", resolved_at=timezone.now()
     )
+    LowBalanceAlert.objects.create(
+        operator=operator, balance=Decimal("12.50"), threshold=Decimal("100.00"), created_at=timezone.now()
+    )
     owner = staff_create(operator=operator, username="prepaid-owner", password="x-long-pass-1", role="owner").user
     from django.test import Client
 
@@ -80,6 +84,7 @@ def test_mode_aware_cards_and_the_alert_banner(db):
     client.force_login(owner)
     page = client.get(reverse("console:dashboard")).content.decode()
     assert "Possible network fault on core-9" in page and "An old one" not in page
+    assert "SMS credit low" in page and "৳12.50 of SMS credit, below the ৳100.00 alert level" in page
     assert "Expired, unpaid" in page and "Renewals billed" in page
     assert 'id="card-expiring"' in page
     cards = {card.key: card for card in client.get(reverse("console:dashboard")).context["cards"]}

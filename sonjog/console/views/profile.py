@@ -3,6 +3,7 @@ owning service, and on refusal shows the service's message on the form with noth
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.contrib import messages
@@ -36,6 +37,8 @@ from sonjog.console.views.common import page
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.customers.services import subscriber_change_package, subscriber_set_intent, subscriber_terminate
+from sonjog.notifications.models import Channel, Event, MessageStatus
+from sonjog.notifications.selectors import subscriber_messages
 
 
 def _subscriber(request: HttpRequest, subscriber_id: int) -> Subscriber:
@@ -54,10 +57,25 @@ def _action_page(request: HttpRequest, subscriber: Subscriber, form: Any, title:
     )
 
 
+def _timeline(subscriber: Subscriber) -> list[dict[str, Any]]:
+    """The subscriber's messages with their labels in the reader's language."""
+    channels, events, statuses = dict(Channel.choices), dict(Event.choices), dict(MessageStatus.choices)
+    return [
+        {
+            **asdict(message),
+            "channel_label": channels.get(message.channel, message.channel),
+            "event_label": events.get(message.event, message.event),
+            "status_label": statuses.get(message.status, message.status),
+        }
+        for message in subscriber_messages(subscriber)
+    ]
+
+
 @console_view("customers.view_subscriber")
 def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     subscriber = _subscriber(request, subscriber_id)
     profile = selectors.subscriber_profile(subscriber)
+    can_see_messages = request.user.has_perm("notifications.view_message")
     return page(
         request,
         "console/subscriber.html",
@@ -66,6 +84,7 @@ def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
             "profile": profile,
             "currency": subscriber.operator.currency,
             "intent_form": IntentForm(),
+            "timeline": _timeline(subscriber) if can_see_messages else [],
         },
     )
 
