@@ -372,8 +372,8 @@ class BulkActionForm(forms.Form):
             raise ValidationError(_("Tick at least one subscriber."))
         if data.get("kind") == BulkAction.Kind.CHANGE_PACKAGE and data.get("package") is None:
             self.add_error("package", _("Choose the package to move them to."))
-        if data.get("kind") == BulkAction.Kind.SMS and not (data.get("message") or "").strip():
-            self.add_error("message", _("Write the message to send."))
+        if data.get("kind") == BulkAction.Kind.SMS:
+            self.add_error("kind", _("Send SMS from Messaging, Bulk SMS: it shows the count and the cost first."))
         return data
 
 

@@ -283,21 +283,40 @@ def test_bulk_suspend_runs_as_a_job_with_progress(tree):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bulk_change_package_for_all_matching_and_sms_placeholder(tree):
+def test_bulk_change_package_for_all_matching_and_sms_goes_to_its_own_page(tree):
     client = tree.login(tree.north.staff["billing_clerk"])
     better = make_package(tree.north.operator, "1500.00", vat=False, name="North 20M")
     client.post(
         reverse("console:bulk_start"),
         {"kind": "change_package", "all_matching": "on", "package": better.pk, "filters": "status=active"},
     )
-    client.post(reverse("console:bulk_start"), {"kind": "sms", "all_matching": "on", "message": "Pay by the 10th"})
+    # SMS is not a bulk action: the Bulk SMS page shows the count and the cost before sending.
+    sms = client.post(reverse("console:bulk_start"), {"kind": "sms", "all_matching": "on"}, follow=True)
+    assert "Send SMS from Messaging, Bulk SMS: it shows the count and the cost first." in sms.content.decode()
     run_worker_cycle(queues=["console"])
-    change, sms = BulkAction.objects.order_by("pk")
+    [change] = BulkAction.objects.order_by("pk")
     assert change.total == 2 and change.status == "done"
     assert set(Subscriber.objects.filter(operator=tree.north.operator).values_list("package", flat=True)) == {better.pk}
-    assert (sms.status, sms.done, sms.message) == ("recorded", 2, "Pay by the 10th")
     refused = client.post(reverse("console:bulk_start"), {"kind": "change_package", "all_matching": "on"})
-    assert refused.status_code == 302 and BulkAction.objects.count() == 2
+    assert refused.status_code == 302 and BulkAction.objects.count() == 1
+
+
+def test_the_list_hands_its_filters_to_bulk_sms(tree):
+    owner = tree.login(tree.root.staff["owner"])
+    listing = owner.get(reverse("console:subscribers"), {"zone": tree.root.zone.pk, "due_min": "0.01"})
+    page = listing.content.decode()
+    assert 'value="sms"' not in page
+    link = page.split('id="sms-these" href="')[1].split('"')[0].replace("&amp;", "&")
+    assert link.startswith(reverse("console:messaging_bulk")) and f"zone={tree.root.zone.pk}" in link
+    form = owner.get(link).context["form"]
+    assert form["zone"].value() == str(tree.root.zone.pk) and form["owes"].value() is True
+    assert (
+        tree.login(tree.root.staff["billing_clerk"])
+        .get(reverse("console:subscribers"))
+        .content.decode()
+        .count('id="sms-these"')
+        == 0
+    )
 
 
 def test_exports_list_the_filtered_rows(tree):

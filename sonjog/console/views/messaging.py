@@ -371,13 +371,25 @@ def _confirm_fields(form: BulkSmsForm) -> dict[str, Any]:
     }
 
 
+def _bulk_initial(request: HttpRequest) -> dict[str, Any]:
+    """The subscriber list's filters, when the list sent the user here; else active subscribers."""
+    query = request.GET
+    initial: dict[str, Any] = {"status": query.get("status", ServiceIntent.ACTIVE)}
+    for name in ("zone", "package", "q"):
+        if query.get(name):
+            initial[name] = query[name]
+    if query.get("due_min"):
+        initial["owes"] = True
+    return initial
+
+
 @console_view("notifications.view_message")
 def bulk_view(request: HttpRequest) -> HttpResponse:
     operator = _operator(request)
     can_send = request.user.has_perm("notifications.add_bulksend")
     if request.method == "POST" and not can_send:
         raise PermissionDenied
-    form = BulkSmsForm(request.POST or None, operator=operator, initial={"status": ServiceIntent.ACTIVE})
+    form = BulkSmsForm(request.POST or None, operator=operator, initial=_bulk_initial(request))
     balance = notify.sms_balance(operator)
     context: dict[str, Any] = {
         **_base(request, operator),

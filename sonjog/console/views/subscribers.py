@@ -66,7 +66,8 @@ def subscriber_list_view(request: HttpRequest) -> HttpResponse:
         "form": form,
         "page_obj": listing,
         "sort": filters.sort,
-        "bulk_kinds": BulkAction.Kind.choices,
+        # SMS has its own page, which shows the count and the cost before anything is sent.
+        "bulk_kinds": [(value, label) for value, label in BulkAction.Kind.choices if value != BulkAction.Kind.SMS],
         "packages": form.fields["package"].queryset,  # type: ignore[attr-defined]
         "currency": scope.home.currency,
     }
