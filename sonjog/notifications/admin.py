@@ -96,6 +96,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             body=obj.body,
             subject=obj.subject,
             is_active=obj.is_active,
+            actor=request.user,  # type: ignore[arg-type]
         )
         obj.pk = saved.pk
 
@@ -114,6 +115,7 @@ class NotificationSettingsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             default_channels=obj.default_channels,
             muted_events=obj.muted_events,
             portal_url=obj.portal_url,
+            actor=request.user,  # type: ignore[arg-type]
         )
         obj.pk = saved.pk
 

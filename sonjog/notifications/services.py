@@ -173,8 +173,10 @@ def template_save(
     body: str,
     subject: str = "",
     is_active: bool = True,
+    actor: User | None = None,
 ) -> MessageTemplate:
-    """Create or replace the operator's wording for an event, channel and language."""
+    """Create or replace the operator's wording for an event, channel and language (audited: what a
+    subscriber was told can be traced to who wrote the wording)."""
     if event not in Event.values:
         raise UnknownEvent(f"unknown event '{event}'")
     if channel not in Channel.values:
@@ -185,13 +187,25 @@ def template_save(
         raise InvalidTemplate("the template body is empty")
     validate_template_text(body)
     validate_template_text(subject)
-    template, _created = MessageTemplate.objects.update_or_create(
-        operator=operator,
-        event=event,
-        channel=channel,
-        language=language,
-        defaults={"body": body.strip(), "subject": subject.strip(), "is_active": is_active},
-    )
+    with transaction.atomic():
+        template, _created = MessageTemplate.objects.update_or_create(
+            operator=operator,
+            event=event,
+            channel=channel,
+            language=language,
+            defaults={"body": body.strip(), "subject": subject.strip(), "is_active": is_active},
+        )
+        audit(
+            operator=operator,
+            action="notifications.template_save",
+            actor=actor,
+            template=template.pk,
+            template_event=event,
+            channel=channel,
+            language=language,
+            active=is_active,
+            body=template.body,
+        )
     return template
 
 
@@ -205,6 +219,7 @@ def notification_settings_save(
     default_channels: Sequence[str] | None = None,
     muted_events: Sequence[str] | None = None,
     portal_url: str | None = None,
+    actor: User | None = None,
 ) -> NotificationSettings:
     if default_language is not None and default_language not in Language.values:
         raise NotificationError(f"unknown language '{default_language}'; use en or bn")
@@ -221,9 +236,15 @@ def notification_settings_save(
         "muted_events": list(muted_events) if muted_events is not None else None,
         "portal_url": portal_url,
     }
-    found, _created = NotificationSettings.objects.update_or_create(
-        operator=operator, defaults={k: v for k, v in changes.items() if v is not None}
-    )
+    given = {k: v for k, v in changes.items() if v is not None}
+    with transaction.atomic():
+        found, _created = NotificationSettings.objects.update_or_create(operator=operator, defaults=given)
+        audit(
+            operator=operator,
+            action="notifications.settings_save",
+            actor=actor,
+            changes="; ".join(f"{name}={value}" for name, value in sorted(given.items())),
+        )
     return found
 
 
@@ -270,7 +291,7 @@ def sms_credit_add(*, operator: Operator, amount: Decimal, note: str = "", actor
     return balance
 
 
-def sms_credit_threshold_set(*, operator: Operator, threshold: Decimal) -> SmsBalance:
+def sms_credit_threshold_set(*, operator: Operator, threshold: Decimal, actor: User | None = None) -> SmsBalance:
     if threshold < 0:
         raise NotificationError("the low-balance threshold cannot be negative")
     with transaction.atomic():
@@ -279,6 +300,7 @@ def sms_credit_threshold_set(*, operator: Operator, threshold: Decimal) -> SmsBa
         balance.save(update_fields=["low_balance_threshold", "updated_at"])
         if balance.balance >= balance.low_balance_threshold:
             _resolve_low_balance_alert(operator.pk, timezone.now())
+        audit(operator=operator, action="notifications.sms_threshold_set", actor=actor, threshold=threshold)
     return balance
 
 

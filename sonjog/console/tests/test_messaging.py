@@ -14,6 +14,7 @@ from sonjog.billing.selectors import subscriber_balance
 from sonjog.billing.services import payment_record
 from sonjog.console import formatting
 from sonjog.console.tests.conftest import add_staff
+from sonjog.core.models import AuditEvent
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.notifications import selectors as notify
 from sonjog.notifications.models import (
@@ -260,6 +261,9 @@ def test_saving_a_template_with_an_unknown_variable_is_a_form_error_and_saves_no
         "bn",
     )
     assert saved.body == "{{ name }}, {{ amount_due }} বাকি"
+    # Who wrote what subscribers are told is on record, with the wording as it was.
+    event = AuditEvent.objects.get(action="notifications.template_save")
+    assert (event.operator, event.actor, event.detail["body"]) == (tree.north.operator, north_owner, saved.body)
     # Reached by id as well, for the template's own operator.
     by_id = client.get(reverse("console:messaging_template", args=[saved.pk]))
     assert by_id.status_code == 302 and by_id["Location"].endswith(f"{url}?operator={tree.north.operator.pk}")
@@ -524,6 +528,11 @@ def test_threshold_alert_and_settings(tree, north_owner):
         ["package_change"],
         "https://my.example.net",
     )
+    assert list(
+        AuditEvent.objects.filter(operator=north, actor=north_owner, action__startswith="notifications.")
+        .order_by("pk")
+        .values_list("action", flat=True)
+    ) == ["notifications.sms_threshold_set", "notifications.settings_save"]
 
 
 def test_provider_accounts_are_added_edited_and_switched_without_showing_secrets(tree, north_owner):

@@ -249,6 +249,7 @@ def template_edit_view(request: HttpRequest, event: str, channel: str, language:
                 body=form.cleaned_data["body"],
                 subject=form.cleaned_data.get("subject", ""),
                 is_active=form.cleaned_data["is_active"],
+                actor=request.user,  # type: ignore[arg-type]
             )
         except NotificationError as error:
             form.add_error("body", str(error))
@@ -562,7 +563,11 @@ def credit_threshold_view(request: HttpRequest) -> HttpResponse:
     form = SmsThresholdForm(request.POST)
     if form.is_valid():
         try:
-            notify_services.sms_credit_threshold_set(operator=operator, threshold=form.cleaned_data["threshold"])
+            notify_services.sms_credit_threshold_set(
+                operator=operator,
+                threshold=form.cleaned_data["threshold"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
         except NotificationError as error:
             form.add_error("threshold", str(error))
         else:
@@ -593,6 +598,7 @@ def notification_settings_view(request: HttpRequest) -> HttpResponse:
                 default_channels=data["default_channels"],
                 muted_events=data["muted_events"],
                 portal_url=data["portal_url"],
+                actor=request.user,  # type: ignore[arg-type]
             )
         except NotificationError as error:
             form.add_error(None, str(error))
