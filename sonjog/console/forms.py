@@ -765,3 +765,12 @@ class NotificationSettingsForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "url"}),
         help_text=_("Shown in messages as {{ portal_link }}."),
     )
+    payment_instructions = forms.CharField(
+        label=_("How to pay"),
+        max_length=200,
+        required=False,
+        help_text=_(
+            "Shown in messages as {{ how_to_pay }}, and in the suspension notice, "
+            "e.g. bKash Merchant 01XXXXXXXXX, reference: your customer ID."
+        ),
+    )

@@ -115,6 +115,7 @@ class NotificationSettingsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             default_channels=obj.default_channels,
             muted_events=obj.muted_events,
             portal_url=obj.portal_url,
+            payment_instructions=obj.payment_instructions,
             actor=request.user,  # type: ignore[arg-type]
         )
         obj.pk = saved.pk

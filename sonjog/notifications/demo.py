@@ -9,7 +9,7 @@ from sonjog.automation.models import ReminderEvent, ReminderRule
 from sonjog.automation.services import reminder_rule_create
 from sonjog.notifications.loopback import LoopbackGateway
 from sonjog.notifications.models import ProviderAccount
-from sonjog.notifications.services import provider_account_create, sms_credit_add
+from sonjog.notifications.services import notification_settings_save, provider_account_create, sms_credit_add
 from sonjog.operators.models import Operator
 
 DEMO_SMS_PORT = 8790
@@ -34,6 +34,9 @@ def demo_messaging_ensure(root: Operator) -> ProviderAccount:
         cost_per_segment=Decimal("0.35"),
     )
     sms_credit_add(operator=root, amount=Decimal("5000.00"), note="demo credit")
+    notification_settings_save(
+        operator=root, payment_instructions="bKash or Nagad Merchant 01700-000000, reference: your customer ID"
+    )
     existing = set(ReminderRule.objects.filter(operator=root).values_list("event", "offset_days"))
     for offset in DEMO_REMINDER_OFFSETS:
         if (ReminderEvent.BILL_DUE, offset) not in existing:

@@ -158,6 +158,12 @@ class NotificationSettings(models.Model):
         help_text=_("Events the operator does not tell subscribers about (one-time codes always go)"),
     )
     portal_url = models.CharField(_("customer portal link"), max_length=300, blank=True)
+    payment_instructions = models.CharField(
+        _("how to pay"),
+        max_length=200,
+        blank=True,
+        help_text=_("Told to suspended subscribers, e.g. 'bKash Merchant 01XXXXXXXXX, reference: your customer ID'"),
+    )
 
     class Meta:
         verbose_name_plural = "notification settings"

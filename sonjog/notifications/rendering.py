@@ -33,6 +33,7 @@ VARIABLES = (
     "payment_amount",
     "balance",
     "portal_link",
+    "how_to_pay",
     "operator_name",
     "otp",
 )
@@ -103,12 +104,12 @@ DEFAULT_WORDING: dict[tuple[str, str], Wording] = {
     (Event.SUSPENSION, Language.ENGLISH): Wording(
         "Your connection is suspended",
         "{{ name }}, your connection is suspended for an unpaid {{ amount_due }}. "
-        "Please pay to reconnect. {{ operator_name }}",
+        "Please pay to reconnect. {{ how_to_pay }} {{ operator_name }}",
     ),
     (Event.SUSPENSION, Language.BANGLA): Wording(
         "আপনার সংযোগ সাময়িকভাবে বন্ধ",
         "{{ name }}, {{ amount_due }} বকেয়া থাকায় আপনার সংযোগ সাময়িকভাবে বন্ধ করা হয়েছে। "
-        "আবার চালু করতে বিল পরিশোধ করুন। {{ operator_name }}",
+        "আবার চালু করতে বিল পরিশোধ করুন। {{ how_to_pay }} {{ operator_name }}",
     ),
     (Event.REACTIVATION, Language.ENGLISH): Wording(
         "Your connection is active again",

@@ -92,6 +92,7 @@ def _raw_values(
         "package": package,
         "operator_name": operator.name,
         "portal_link": settings.portal_url,
+        "how_to_pay": settings.payment_instructions,
         "expiry": expires_on,
         "balance": balance,
         # What a reminder quotes: the balance when it is owed, nothing when the subscriber is in credit.

@@ -219,6 +219,7 @@ def notification_settings_save(
     default_channels: Sequence[str] | None = None,
     muted_events: Sequence[str] | None = None,
     portal_url: str | None = None,
+    payment_instructions: str | None = None,
     actor: User | None = None,
 ) -> NotificationSettings:
     if default_language is not None and default_language not in Language.values:
@@ -235,6 +236,7 @@ def notification_settings_save(
         "default_channels": list(default_channels) if default_channels is not None else None,
         "muted_events": list(muted_events) if muted_events is not None else None,
         "portal_url": portal_url,
+        "payment_instructions": payment_instructions.strip() if payment_instructions is not None else None,
     }
     given = {k: v for k, v in changes.items() if v is not None}
     with transaction.atomic():

@@ -514,6 +514,7 @@ def test_threshold_alert_and_settings(tree, north_owner):
             "default_channels": ["sms"],
             "muted_events": ["package_change"],
             "portal_url": "https://my.example.net",
+            "payment_instructions": "bKash 01700000000",
         },
     )
     assert response.status_code == 302
@@ -523,10 +524,11 @@ def test_threshold_alert_and_settings(tree, north_owner):
         "07:45:00",
         "bn",
     )
-    assert (saved.default_channels, saved.muted_events, saved.portal_url) == (
+    assert (saved.default_channels, saved.muted_events, saved.portal_url, saved.payment_instructions) == (
         ["sms"],
         ["package_change"],
         "https://my.example.net",
+        "bKash 01700000000",
     )
     assert list(
         AuditEvent.objects.filter(operator=north, actor=north_owner, action__startswith="notifications.")

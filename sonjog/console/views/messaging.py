@@ -517,6 +517,7 @@ def _settings_context(request: HttpRequest, operator: Operator, **forms: Any) ->
                 "default_channels": list(settings.default_channels or []),
                 "muted_events": list(settings.muted_events or []),
                 "portal_url": settings.portal_url,
+                "payment_instructions": settings.payment_instructions,
             }
         ),
         "kinds": ProviderKind.choices,
@@ -598,6 +599,7 @@ def notification_settings_view(request: HttpRequest) -> HttpResponse:
                 default_channels=data["default_channels"],
                 muted_events=data["muted_events"],
                 portal_url=data["portal_url"],
+                payment_instructions=data["payment_instructions"],
                 actor=request.user,  # type: ignore[arg-type]
             )
         except NotificationError as error:

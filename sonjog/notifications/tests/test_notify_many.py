@@ -145,3 +145,22 @@ def test_two_workers_racing_queue_each_notice_once(gateway: SslWirelessFake) -> 
     assert errors == []
     assert sorted(results) == [0, len(notices)]  # one worker queued them all, the other found them queued
     assert Message.objects.filter(operator=isp.operator, event="due_reminder").count() == len(notices)
+
+
+@pytest.mark.django_db
+def test_the_suspension_notice_says_how_to_pay(isp: Isp) -> None:
+    notification_settings_save(operator=isp.operator, payment_instructions="bKash Merchant 01700000000, ref: your ID")
+    subscriber_preference_save(subscriber=isp.subscriber, muted_channels=["email"])
+    [message_id] = notify_event_many(
+        operator=isp.operator, event="suspension", notices=[Notice(isp.subscriber.pk, {"amount_due": Decimal("500")})]
+    )
+    assert Message.objects.get(pk=message_id).body == (
+        "Rahim Uddin, your connection is suspended for an unpaid BDT 500.00. Please pay to reconnect. "
+        f"bKash Merchant 01700000000, ref: your ID {isp.operator.name}"
+    )
+    # Without instructions the sentence closes cleanly: no stray spaces where the variable was.
+    notification_settings_save(operator=isp.operator, payment_instructions="")
+    [again] = notify_event_many(
+        operator=isp.operator, event="suspension", notices=[Notice(isp.subscriber.pk, {"amount_due": Decimal("500")})]
+    )
+    assert Message.objects.get(pk=again).body.endswith(f"Please pay to reconnect. {isp.operator.name}")
