@@ -12,14 +12,22 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
 
 from sonjog.automation.models import ReminderEvent
 from sonjog.automation.services import due_reminders_send, reminder_rule_create
 from sonjog.core.jobs import run_worker_cycle
+from sonjog.customers.models import Subscriber
 from sonjog.notifications.loopback import LoopbackGateway
 from sonjog.notifications.models import Message, MessageStatus
-from sonjog.notifications.services import notification_settings_save, provider_account_create, sms_credit_add
+from sonjog.notifications.services import (
+    NOTICE_BATCH,
+    Notice,
+    notification_settings_save,
+    notify_event_many,
+    provider_account_create,
+    sms_credit_add,
+)
 from sonjog.operators.models import Operator
 
 # The oldest open bill of every subscriber who owes, with its operator and due date: who a bill-due
@@ -71,6 +79,33 @@ def _reminder_day(operators: list[Operator]) -> tuple[dt.date, dict[int, int]]:
     return day, offsets
 
 
+class _Rollback(Exception):
+    pass
+
+
+def _remind_everyone(operators: list[Operator], day: dt.date) -> tuple[float, int]:
+    """Render and queue a due reminder for every subscriber (not only those a rule picks today), in
+    the job's batches, then roll it back: the cost of the messages themselves at the ISP's full size."""
+    queued = 0
+    started = time.perf_counter()
+    try:
+        with transaction.atomic():
+            for operator in operators:
+                ids = list(Subscriber.objects.filter(operator=operator).order_by("pk").values_list("pk", flat=True))
+                notices = [
+                    Notice(pk, {"amount_due": Decimal("700.00"), "due_date": day}, ["sms"], f"bench-all:{pk}")
+                    for pk in ids
+                ]
+                for start in range(0, len(notices), NOTICE_BATCH):
+                    batch = notices[start : start + NOTICE_BATCH]
+                    queued += len(notify_event_many(operator=operator, event="due_reminder", notices=batch))
+            seconds = time.perf_counter() - started
+            raise _Rollback
+    except _Rollback:
+        pass
+    return seconds, queued
+
+
 def run_notifications_bench(
     *, operators: list[Operator], send_sample: int, workers: int, progress: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -106,6 +141,9 @@ def run_notifications_bench(
         results["reminder_messages"] = outcome["queued"]
         results["reminder_errors"] = outcome["errors"]
         results["reminder_messages_per_s"] = round(outcome["queued"] / seconds) if seconds else None
+        seconds, queued = _remind_everyone(operators, day)
+        results["reminder_all_subscribers_s"] = round(seconds, 2)
+        results["reminder_all_subscribers_messages"] = queued
         progress("reminder run")
 
         with connection.cursor() as cursor:
