@@ -214,11 +214,15 @@ def event_wordings(operator: Operator, event: str) -> dict[tuple[str, str], Word
 
 
 def notice_audience(
-    operator: Operator, event: str, subscriber_ids: Sequence[int], notices: Iterable[Any] = ()
+    operator: Operator,
+    event: str,
+    subscriber_ids: Sequence[int],
+    notices: Iterable[Any] = (),
+    settings: NotificationSettings | None = None,
 ) -> NoticeAudience:
     """Load what `notify_event_many` needs for these subscribers of the operator (others are left out).
     `notices` (anything with a `context` mapping) tells whether the callers supplied the amounts."""
-    settings = notification_settings_for(operator)
+    settings = settings or notification_settings_for(operator)
     wordings = event_wordings(operator, event)
     people: dict[int, Recipient] = {}
     with connection.cursor() as cursor:

@@ -400,10 +400,13 @@ def _normalize_recipient(channel: str, recipient: str, operator: Operator) -> st
         raise InvalidRecipient(str(error)) from error
 
 
-def _first_attempt_at(operator: Operator, urgent: bool, now: dt.datetime) -> dt.datetime:
+def _first_attempt_at(
+    operator: Operator, urgent: bool, now: dt.datetime, settings: NotificationSettings | None = None
+) -> dt.datetime:
     if urgent:
         return now
-    return quiet_hours_end(selectors.notification_settings_for(operator), operator.time_zone, now) or now
+    settings = settings or selectors.notification_settings_for(operator)
+    return quiet_hours_end(settings, operator.time_zone, now) or now
 
 
 def _priority(message: Message) -> int:
@@ -593,7 +596,9 @@ def notify_event_many(*, operator: Operator, event: str, notices: Sequence[Notic
     accounts = selectors.active_accounts(operator)
     if not accounts:
         return []
-    audience = selectors.notice_audience(operator, event, [notice.subscriber_id for notice in notices], notices)
+    audience = selectors.notice_audience(
+        operator, event, [notice.subscriber_id for notice in notices], notices, settings=settings
+    )
     rows: dict[str, list[Any]] = {name: [] for name in _NOTICE_COLUMNS}
     for notice in notices:
         person = audience.people.get(notice.subscriber_id)
@@ -646,7 +651,7 @@ def notify_event_many(*, operator: Operator, event: str, notices: Sequence[Notic
     if not rows["subscriber_ids"]:
         return []
     now = timezone.now()
-    first_attempt = _first_attempt_at(operator, urgent, now)
+    first_attempt = _first_attempt_at(operator, urgent, now, settings)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             _NOTICES_INSERT_SQL,
