@@ -11,20 +11,24 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from sonjog.billing.models import LedgerEntry
 from sonjog.core.money import ZERO, round_money
 from sonjog.customers.models import Subscriber
 from sonjog.notifications.exceptions import InvalidTemplate, NotificationError
 from sonjog.notifications.models import (
+    BulkSend,
     Channel,
+    Event,
     Language,
+    LowBalanceAlert,
     Message,
     MessageTemplate,
     NotificationSettings,
     ProviderAccount,
     SmsBalance,
+    SmsCreditEntry,
     SubscriberPreference,
 )
 from sonjog.notifications.rendering import (
@@ -450,3 +454,114 @@ def subscriber_messages(subscriber: Subscriber, *, limit: int = 100) -> list[Tim
         )[:limit]
     )
     return [TimelineMessage(*row) for row in rows]
+
+
+# --- what the console's messaging pages read -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateCell:
+    """One event x channel x language of the templates grid: whose wording is in force."""
+
+    event: str
+    channel: str
+    language: str
+    source: str  # own, off (own but switched off), default (built-in), none
+    text: str
+
+
+def template_grid(operator: Operator) -> tuple[list[tuple[str, str, list[TemplateCell]]], int]:
+    """(rows of (event, label, cells) in Channel x Language column order, how many the operator wrote)."""
+    own = {(t.event, t.channel, t.language): t for t in MessageTemplate.objects.filter(operator=operator)}
+    rows = []
+    for event, event_label in Event.choices:
+        cells = []
+        for channel in Channel.values:
+            for language in Language.values:
+                template = own.get((event, channel, language))
+                default = DEFAULT_WORDING.get((event, language))
+                if template is not None:
+                    source = "own" if template.is_active else "off"
+                    cells.append(TemplateCell(event, channel, language, source, template.body))
+                elif default is not None:
+                    cells.append(TemplateCell(event, channel, language, "default", default.body))
+                else:
+                    cells.append(TemplateCell(event, channel, language, "none", ""))
+        rows.append((event, str(event_label), cells))
+    return rows, len(own)
+
+
+def bulk_sends_recent(operator: Operator, limit: int = 20) -> list[BulkSend]:
+    return list(
+        BulkSend.objects.filter(operator=operator).select_related("requested_by").order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def bulk_send_for_key(operator: Operator, dedup_prefix: str, since: dt.datetime) -> int | None:
+    """The bulk send whose messages carry this dedup prefix (queued since `since`), if any."""
+    return (
+        Message.objects.filter(
+            operator=operator,
+            channel=Channel.SMS,
+            created_at__gte=since,
+            bulk__isnull=False,
+            dedup_key__startswith=f"{dedup_prefix}:",
+        )
+        .values_list("bulk_id", flat=True)
+        .first()
+    )
+
+
+def bulk_status_counts(bulk: BulkSend) -> dict[str, int]:
+    """How many of a bulk send's messages are in each status."""
+    return dict(
+        Message.objects.filter(bulk=bulk, operator_id=bulk.operator_id)
+        .values_list("status")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+
+
+@dataclass(frozen=True)
+class CreditOverview:
+    accounts: list[ProviderAccount]
+    balance: SmsBalance
+    alert: LowBalanceAlert | None
+    entries: list[SmsCreditEntry]
+
+
+def credit_overview(operator: Operator, entries: int = 50) -> CreditOverview:
+    """The operator's channel accounts, SMS credit, open low-balance alert and latest credit entries."""
+    return CreditOverview(
+        accounts=list(ProviderAccount.objects.filter(operator=operator).order_by("channel", "name")),
+        balance=sms_balance(operator),
+        alert=LowBalanceAlert.objects.filter(operator=operator, resolved_at__isnull=True).first(),
+        entries=list(SmsCreditEntry.objects.filter(operator=operator).order_by("-created_at", "-id")[:entries]),
+    )
+
+
+def message_log(
+    operator_ids: Sequence[int],
+    *,
+    status: str = "",
+    channel: str = "",
+    event: str = "",
+    bulk_id: int | None = None,
+    before: tuple[dt.datetime, int] | None = None,
+    limit: int = 50,
+) -> tuple[list[Message], bool]:
+    """A page of the delivery log, newest first, keyset-paginated on (created_at, id) — the log only
+    grows, and counting it is what an offset page would cost on every click. Returns (rows, more)."""
+    # By operator id rather than by tree path: PostgreSQL then walks the (operator, created_at) index
+    # newest first and stops after a page.
+    rows = Message.objects.filter(operator_id__in=operator_ids).select_related("subscriber", "operator")
+    for name, value in (("status", status), ("channel", channel), ("event", event)):
+        if value:
+            rows = rows.filter(**{name: value})
+    if bulk_id is not None:
+        rows = rows.filter(bulk_id=bulk_id)
+    if before is not None:
+        at, pk = before
+        rows = rows.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk))
+    found = list(rows.order_by("-created_at", "-pk")[: limit + 1])
+    return found[:limit], len(found) > limit

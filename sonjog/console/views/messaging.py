@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -54,13 +52,11 @@ from sonjog.notifications.models import (
     Channel,
     Event,
     Language,
-    LowBalanceAlert,
     Message,
     MessageStatus,
     MessageTemplate,
     ProviderAccount,
     ProviderKind,
-    SmsCreditEntry,
 )
 from sonjog.notifications.rendering import DEFAULT_WORDING, VARIABLES
 from sonjog.operators.models import Operator
@@ -100,43 +96,19 @@ def _base(request: HttpRequest, operator: Operator) -> dict[str, Any]:
 # -- templates ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TemplateCell:
-    event: str
-    channel: str
-    language: str
-    source: str  # own, off (own but switched off), default (built-in), none
-    text: str
-
-
 @console_view("notifications.view_message")
 def templates_view(request: HttpRequest) -> HttpResponse:
     operator = _operator(request)
-    own = {(t.event, t.channel, t.language): t for t in MessageTemplate.objects.filter(operator=operator)}
+    rows, own_count = notify.template_grid(operator)
     columns = [
         (channel, channel_label, language, language_label)
         for channel, channel_label in Channel.choices
         for language, language_label in Language.choices
     ]
-    rows = []
-    for event, event_label in Event.choices:
-        cells = []
-        for channel, _channel_label, language, _language_label in columns:
-            template = own.get((event, channel, language))
-            default = DEFAULT_WORDING.get((event, language))
-            if template is not None:
-                cells.append(
-                    TemplateCell(event, channel, language, "own" if template.is_active else "off", template.body)
-                )
-            elif default is not None:
-                cells.append(TemplateCell(event, channel, language, "default", default.body))
-            else:
-                cells.append(TemplateCell(event, channel, language, "none", ""))
-        rows.append((event, event_label, cells))
     return page(
         request,
         "console/messaging_templates.html",
-        {**_base(request, operator), "rows": rows, "columns": columns, "own_count": len(own)},
+        {**_base(request, operator), "rows": rows, "columns": columns, "own_count": own_count},
     )
 
 
@@ -345,17 +317,8 @@ def _bulk_already_sent(operator: Operator, token: str) -> int | None:
     """The bulk send an earlier post of this confirmation queued, if any. Only for the nicer answer:
     the messages' unique dedup keys are what keep a repeat from queueing anything. A confirmation is
     posted minutes after its preview, so the last day of the operator's messages is enough to look at."""
-    return (
-        Message.objects.filter(
-            operator=operator,
-            channel=Channel.SMS,
-            created_at__gte=timezone.now() - dt.timedelta(days=1),
-            bulk__isnull=False,
-            dedup_key__startswith=f"{BULK_DEDUP_PREFIX}:{token}:",
-        )
-        .values_list("bulk_id", flat=True)
-        .first()
-    )
+    since = timezone.now() - dt.timedelta(days=1)
+    return notify.bulk_send_for_key(operator, f"{BULK_DEDUP_PREFIX}:{token}", since)
 
 
 def _confirm_fields(form: BulkSmsForm) -> dict[str, Any]:
@@ -398,11 +361,7 @@ def bulk_view(request: HttpRequest) -> HttpResponse:
         "can_send": can_send,
         "balance": balance,
         "sms_account": notify.active_accounts(operator).get(Channel.SMS),
-        "past": list(
-            BulkSend.objects.filter(operator=operator)
-            .select_related("requested_by")
-            .order_by("-created_at", "-pk")[:20]
-        ),
+        "past": notify.bulk_sends_recent(operator),
         "preview": None,
     }
     if request.method != "POST":
@@ -475,12 +434,7 @@ def bulk_view(request: HttpRequest) -> HttpResponse:
 @console_view("notifications.view_message")
 def bulk_result_view(request: HttpRequest, bulk_id: int) -> HttpResponse:
     bulk = scope_of(request).get_or_404(BulkSend.objects.select_related("operator", "requested_by"), pk=bulk_id)
-    statuses = dict(
-        Message.objects.filter(bulk=bulk, operator_id=bulk.operator_id)
-        .values_list("status")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
+    statuses = notify.bulk_status_counts(bulk)
     return page(
         request,
         "console/messaging_bulk_result.html",
@@ -496,14 +450,15 @@ def bulk_result_view(request: HttpRequest, bulk_id: int) -> HttpResponse:
 
 
 def _settings_context(request: HttpRequest, operator: Operator, **forms: Any) -> dict[str, Any]:
-    balance = notify.sms_balance(operator)
+    overview = notify.credit_overview(operator)
+    balance = overview.balance
     settings = notify.notification_settings_for(operator)
     return {
         **_base(request, operator),
-        "accounts": list(ProviderAccount.objects.filter(operator=operator).order_by("channel", "name")),
+        "accounts": overview.accounts,
         "balance": balance,
-        "alert": LowBalanceAlert.objects.filter(operator=operator, resolved_at__isnull=True).first(),
-        "entries": list(SmsCreditEntry.objects.filter(operator=operator).order_by("-created_at", "-id")[:50]),
+        "alert": overview.alert,
+        "entries": overview.entries,
         "topup_form": forms.get("topup_form") or SmsTopUpForm(),
         "threshold_form": forms.get("threshold_form")
         or SmsThresholdForm(initial={"threshold": balance.low_balance_threshold}),
@@ -727,37 +682,30 @@ def _parse_cursor(text: str) -> tuple[dt.datetime, int] | None:
 
 @console_view("notifications.view_message")
 def log_view(request: HttpRequest) -> HttpResponse:
-    """Newest first, keyset-paginated on (created_at, id): the log only grows, and counting it is what
-    an offset page would cost on every click."""
     scope = scope_of(request)
-    # The scope's operators by id rather than by path: PostgreSQL then walks the (operator, created_at)
-    # index newest first and stops after a page.
-    rows = Message.objects.filter(operator_id__in=scope.operator_ids).select_related("subscriber", "operator")
     chosen = {name: request.GET.get(name, "") for name in ("status", "channel", "event")}
     allowed = {"status": MessageStatus.values, "channel": Channel.values, "event": Event.values}
     for name, value in list(chosen.items()):
-        if value and value in allowed[name]:
-            rows = rows.filter(**{name: value})
-        else:
-            chosen[name] = ""
+        if value not in allowed[name]:
+            chosen[name] = ""  # an unknown filter value is ignored, not an error page
     bulk_id = request.GET.get("bulk", "")
-    if bulk_id.isdigit():
-        rows = rows.filter(bulk_id=int(bulk_id))
-    else:
+    if not bulk_id.isdigit():
         bulk_id = ""
-    cursor = _parse_cursor(request.GET.get("before", ""))
-    if cursor is not None:
-        at, pk = cursor
-        rows = rows.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk))
-    found = list(rows.order_by("-created_at", "-pk")[: PER_PAGE + 1])
-    shown = found[:PER_PAGE]
+    before = _parse_cursor(request.GET.get("before", ""))
+    shown, more = notify.message_log(
+        scope.operator_ids,
+        **chosen,
+        bulk_id=int(bulk_id) if bulk_id else None,
+        before=before,
+        limit=PER_PAGE,
+    )
     return page(
         request,
         "console/messaging_log.html",
         {
             "rows": shown,
-            "older": _cursor(shown[-1]) if len(found) > PER_PAGE else "",
-            "paged": cursor is not None,
+            "older": _cursor(shown[-1]) if more else "",
+            "paged": before is not None,
             "chosen": chosen,
             "bulk_id": bulk_id,
             "statuses": MessageStatus.choices,
