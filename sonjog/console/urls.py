@@ -82,6 +82,7 @@ urlpatterns = [
     path("messaging/bulk/<int:bulk_id>/", messaging.bulk_result_view, name="messaging_bulk_result"),
     path("messaging/settings/", messaging.settings_view, name="messaging_settings"),
     path("messaging/settings/credit/", messaging.credit_add_view, name="messaging_credit_add"),
+    path("messaging/settings/credit/resend/", messaging.credit_resend_view, name="messaging_credit_resend"),
     path("messaging/settings/threshold/", messaging.credit_threshold_view, name="messaging_credit_threshold"),
     path("messaging/settings/notifications/", messaging.notification_settings_view, name="messaging_notifications"),
     path("messaging/settings/accounts/new/", messaging.account_create_view, name="messaging_account_create"),
@@ -97,4 +98,5 @@ urlpatterns = [
     ),
     path("messaging/log/", messaging.log_view, name="messaging_log"),
     path("messaging/log/<int:message_id>/", messaging.message_view, name="messaging_message"),
+    path("messaging/log/<int:message_id>/resend/", messaging.message_resend_view, name="messaging_message_resend"),
 ]

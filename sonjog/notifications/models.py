@@ -328,6 +328,10 @@ class Message(models.Model):
     next_attempt_at = models.DateTimeField()
     last_error = models.TextField(blank=True)
     dedup_key = models.CharField(max_length=200, blank=True)
+    # A failed message sent again is a new row pointing here; the failed one stays as it was.
+    resent_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resent_as", db_index=False
+    )
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

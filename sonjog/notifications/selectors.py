@@ -24,6 +24,7 @@ from sonjog.notifications.models import (
     Language,
     LowBalanceAlert,
     Message,
+    MessageStatus,
     MessageTemplate,
     NotificationSettings,
     ProviderAccount,
@@ -565,3 +566,19 @@ def message_log(
         rows = rows.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk))
     found = list(rows.order_by("-created_at", "-pk")[: limit + 1])
     return found[:limit], len(found) > limit
+
+
+def failed_for_credit(operator: Operator, since: dt.datetime) -> list[int]:
+    """Messages that failed since `since` because the SMS credit ran out, not yet sent again: what a
+    top-up lets the operator send again."""
+    return list(
+        Message.objects.filter(
+            operator=operator,
+            status=MessageStatus.FAILED,
+            failure_reason="insufficient_balance",
+            created_at__gte=since,
+            resent_as__isnull=True,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

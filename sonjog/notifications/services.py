@@ -839,6 +839,54 @@ def bill_notices_queue(run_id: int, *, batch: int = NOTICE_BATCH) -> int:
     return notices_queue_batched(operator=run.operator, event=Event.BILL_GENERATED, notices=notices, batch=batch)
 
 
+# A failed message sent again: a fresh row with the same words to the same recipient, queued now (or
+# after quiet hours), linked to the failed one. The one-to-one link makes a second resend of the same
+# failure, even from two clicks at once, add nothing.
+_RESEND_SQL = """
+INSERT INTO notifications_message (operator_id, subscriber_id, account_id, bulk_id, channel, provider, event,
+    is_urgent, recipient, language, subject, body, encoding, segments, cost, status, failure_reason,
+    provider_message_id, attempts, max_attempts, next_attempt_at, last_error, dedup_key, resent_from_id,
+    created_at)
+SELECT m.operator_id, m.subscriber_id, m.account_id, m.bulk_id, m.channel, m.provider, m.event, m.is_urgent,
+    m.recipient, m.language, m.subject, m.body, m.encoding, m.segments, m.cost, 'queued', '', '', 0,
+    %(max_attempts)s, CASE WHEN m.is_urgent THEN %(now)s ELSE %(first_attempt)s END, '', '', m.id, %(now)s
+FROM notifications_message m
+WHERE m.operator_id = %(operator)s AND m.id = ANY(%(ids)s::bigint[]) AND m.status = 'failed'
+ORDER BY m.id
+ON CONFLICT (resent_from_id) DO NOTHING
+RETURNING id
+"""
+
+
+def messages_resend(*, operator: Operator, message_ids: Sequence[int], actor: User | None = None) -> int:
+    """Send failed messages of the operator again (after a top-up, a fixed sender ID or a corrected
+    number); returns how many were queued. Messages of other operators, messages that did not fail
+    and failures already resent are left alone."""
+    if not message_ids:
+        return 0
+    now = timezone.now()
+    first_attempt = _first_attempt_at(operator, False, now)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RESEND_SQL,
+                {
+                    "operator": operator.pk,
+                    "ids": list(message_ids),
+                    "max_attempts": len(_retry_minutes()) + 1,
+                    "now": now,
+                    "first_attempt": first_attempt,
+                },
+            )
+            queued = [row[0] for row in cursor.fetchall()]
+        for message in Message.objects.filter(pk__in=queued).only("pk", "is_urgent", "bulk_id", "next_attempt_at"):
+            at = message.next_attempt_at if message.next_attempt_at > now else None
+            _defer_send(message.pk, at, _priority(message))
+        if queued:
+            audit(operator=operator, action="notifications.resend", actor=actor, queued=len(queued))
+    return len(queued)
+
+
 # --- sending (jobs) ------------------------------------------------------------------------------
 
 

@@ -697,3 +697,33 @@ def test_the_delivery_log_filters_and_pages_newest_first(tree, north_owner):
     assert client.get(reverse("console:messaging_log") + "?status=nonsense&before=x.y").status_code == 200
     detail = client.get(reverse("console:messaging_message", args=[failed.pk])).content.decode()
     assert "Notice number 3" in detail and SECRET not in detail
+
+
+def test_what_failed_for_lack_of_credit_is_sent_again_once(tree, north_owner, south_rows):
+    from sonjog.notifications.services import message_send, notification_settings_save, notify_event
+
+    north = tree.north.operator
+    _sms_account(north, credit="0")
+    notification_settings_save(operator=north, quiet_hours_enabled=False)
+    [message] = notify_event(subscriber=tree.north.subscribers[0], event="package_change", channels=["sms"])
+    assert message_send(message.pk) == "failed"
+    client = tree.login(north_owner)
+    settings_page = client.get(reverse("console:messaging_settings")).content.decode()
+    assert "1 message failed for lack of credit in the last 7 days." in settings_page
+
+    response = client.post(reverse("console:messaging_credit_resend"), {"operator": north.pk}, follow=True)
+    assert "1 message queued again." in response.content.decode()
+    again = Message.objects.get(resent_from=message)
+    assert (again.status, again.body, again.operator) == ("queued", message.body, north)
+    detail = client.get(reverse("console:messaging_message", args=[message.pk])).content.decode()
+    assert f"Sent again as #{again.pk}" in detail and 'id="resend"' not in detail
+
+    repeat = client.post(reverse("console:messaging_message_resend", args=[message.pk]), follow=True)
+    assert "This message was already sent again." in repeat.content.decode()
+    not_failed = client.post(reverse("console:messaging_message_resend", args=[again.pk]), follow=True)
+    assert "Only a failed message can be sent again." in not_failed.content.decode()
+    foreign = client.post(reverse("console:messaging_message_resend", args=[south_rows["message"].pk]))
+    assert foreign.status_code == 404
+    assert Message.objects.filter(resent_from__isnull=False).count() == 1
+    clerk = tree.login(tree.north.staff["billing_clerk"])
+    assert clerk.post(reverse("console:messaging_message_resend", args=[message.pk])).status_code == 403

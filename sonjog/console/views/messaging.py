@@ -65,6 +65,8 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # "Owes money": a due of at least one paisa (dues are kept to two decimals).
 OWES_MONEY = Decimal("0.01")
 BULK_DEDUP_PREFIX = "console-bulk"
+# How far back "send again what failed for lack of credit" looks: older reminders are stale by now.
+RESEND_WINDOW = dt.timedelta(days=7)
 
 
 def _operator(request: HttpRequest) -> Operator:
@@ -476,6 +478,7 @@ def _settings_context(request: HttpRequest, operator: Operator, **forms: Any) ->
             }
         ),
         "kinds": ProviderKind.choices,
+        "failed_for_credit": notify.failed_for_credit(operator, timezone.now() - RESEND_WINDOW),
     }
 
 
@@ -725,6 +728,32 @@ def _masked(text: str, account: ProviderAccount | None) -> str:
     return text
 
 
+@require_POST
+@console_view("notifications.change_message")
+def credit_resend_view(request: HttpRequest) -> HttpResponse:
+    operator = _operator(request)
+    failed = notify.failed_for_credit(operator, timezone.now() - RESEND_WINDOW)
+    queued = notify_services.messages_resend(operator=operator, message_ids=failed, actor=request.user)  # type: ignore[arg-type]
+    messages.success(
+        request,
+        ngettext("%(count)d message queued again.", "%(count)d messages queued again.", queued) % {"count": queued},
+    )
+    return _back_to_settings(operator)
+
+
+@require_POST
+@console_view("notifications.change_message")
+def message_resend_view(request: HttpRequest, message_id: int) -> HttpResponse:
+    message = scope_of(request).get_or_404(Message.objects.select_related("operator"), pk=message_id)
+    if message.status != MessageStatus.FAILED:
+        messages.error(request, _("Only a failed message can be sent again."))
+    elif notify_services.messages_resend(operator=message.operator, message_ids=[message.pk], actor=request.user):  # type: ignore[arg-type]
+        messages.success(request, _("Queued again."))
+    else:
+        messages.info(request, _("This message was already sent again."))
+    return redirect("console:messaging_message", message_id=message.pk)
+
+
 @console_view("notifications.view_message")
 def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
     message = scope_of(request).get_or_404(
@@ -737,5 +766,6 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
             "message": message,
             "currency": message.operator.currency,
             "last_error": _masked(message.last_error, message.account),
+            "resent_as": Message.objects.filter(resent_from=message).only("pk").first(),
         },
     )

@@ -12,9 +12,10 @@ from django.test import Client
 
 from sonjog.customers.models import Subscriber
 from sonjog.notifications.models import LowBalanceAlert, Message, SmsBalance, SmsCreditEntry
-from sonjog.notifications.selectors import subscriber_messages
+from sonjog.notifications.selectors import failed_for_credit, subscriber_messages
 from sonjog.notifications.services import (
     bulk_sms_send,
+    messages_resend,
     notify_event,
     provider_account_create,
     sms_credit_add,
@@ -141,6 +142,20 @@ def test_insufficient_credit_refuses_and_alerts_once(jobs: None, gateway: SslWir
     sms_credit_add(operator=isp.operator, amount=Decimal("5.00"))
     alert.refresh_from_db()
     assert alert.resolved_at is not None
+
+    # After the top-up, what failed for lack of credit goes again: a new row, the failure kept as it was.
+    since = refused.created_at - dt.timedelta(minutes=1)
+    assert failed_for_credit(isp.operator, since) == [refused.pk]
+    other = make_isp(gateway)
+    assert messages_resend(operator=other.operator, message_ids=[refused.pk]) == 0  # not its message
+    assert messages_resend(operator=isp.operator, message_ids=[refused.pk, messages[0].pk]) == 1  # sent one skipped
+    assert messages_resend(operator=isp.operator, message_ids=[refused.pk]) == 0  # resent once only
+    assert failed_for_credit(isp.operator, since) == []
+    work()
+    again = Message.objects.get(resent_from=refused)
+    assert (again.status, again.body, again.recipient) == ("sent", refused.body, refused.recipient)
+    refused.refresh_from_db()
+    assert refused.status == "failed" and credit_of(isp.operator.pk) == Decimal("4.75")
 
 
 def test_quiet_hours_hold_reminders_not_codes(jobs: None, gateway: SslWirelessFake, frozen_clock) -> None:
