@@ -820,14 +820,18 @@ def notices_queue_batched(
 
 def bill_notices_queue(run_id: int, *, batch: int = NOTICE_BATCH) -> int:
     """Queue "bill generated" for each subscriber billed in the run, quoting its latest bill of the run
-    (a backfilled activation does not text once per month). Safe to repeat: one message per bill."""
+    (a backfilled activation does not text once per month). A bill already past its due date when the
+    job runs gets no notice: a job that waited (a worker down, an SMS account set up only now, a year
+    of history loaded at once) must not announce old bills; reminders and suspension notices speak
+    for those. Safe to repeat: one message per bill."""
     from sonjog.billing.models import Bill, BillingRun
+    from sonjog.billing.terms import operator_today
 
     run = BillingRun.objects.select_related("operator").filter(pk=run_id).first()
     if run is None or not selectors.active_accounts(run.operator):
         return 0
     latest = (
-        Bill.objects.filter(run_id=run_id, reversed_at__isnull=True)
+        Bill.objects.filter(run_id=run_id, reversed_at__isnull=True, due_date__gte=operator_today(run.operator))
         .order_by("subscriber_id", "-period_month")
         .distinct("subscriber_id")
         .values_list("pk", "subscriber_id", "due_date")

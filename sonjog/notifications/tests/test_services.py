@@ -242,10 +242,20 @@ def test_a_claim_inside_quiet_hours_waits_for_morning(isp: Isp, frozen_clock) ->
 def test_bill_notices_for_a_run_once_per_bill(isp: Isp, frozen_clock) -> None:
     from sonjog.billing.models import Bill
 
+    # Activated back in April: three bills at once, the latest (June) already past its due date.
+    add_subscriber(isp.operator, isp.package, name="Backdated", activation_date=dt.date(2027, 4, 10))
+    backdated = Bill.objects.filter(subscriber__name="Backdated").order_by("-period_month").first()
+    assert backdated is not None and backdated.run_id is not None
+    assert Bill.objects.filter(run_id=backdated.run_id).count() == 3  # April (prorated), May, June
+    assert backdated.due_date < dt.date(2027, 6, 15)
+    assert services.bill_notices_queue(backdated.run_id) == 0  # no news of a bill already overdue
+
+    isp.operator.due_days = 20
+    isp.operator.save(update_fields=["due_days"])
     add_subscriber(isp.operator, isp.package, name="New One", activation_date=dt.date(2027, 4, 10))
     bill = Bill.objects.filter(subscriber__name="New One").order_by("-period_month").first()
-    assert bill is not None and bill.run_id is not None
-    assert Bill.objects.filter(run_id=bill.run_id).count() == 3  # April (prorated), May, June
+    assert bill is not None and bill.run_id is not None and bill.due_date >= dt.date(2027, 6, 15)
+    assert Bill.objects.filter(run_id=bill.run_id).count() == 3
     assert services.bill_notices_queue(bill.run_id) == 1  # the latest bill only
     assert services.bill_notices_queue(bill.run_id) == 0  # repeating the job queues nothing new
     message = Message.objects.get(event="bill_generated")
