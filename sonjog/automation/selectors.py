@@ -131,7 +131,7 @@ WITH allocated_from AS (
     WHERE EXISTS (
         SELECT 1 FROM billing_bill b
         WHERE b.subscriber_id = c.subscriber_id AND b.reversed_at IS NULL
-          AND b.total > COALESCE((SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = b.id), 0))
+          AND b.total > b.allocated)
 ), stale AS (
     SELECT DISTINCT b.subscriber_id
     FROM billing_allocation a JOIN billing_bill b ON b.id = a.bill_id
@@ -313,8 +313,7 @@ WITH RECURSIVE rules AS (
 ), rule_zones AS ("""
     + _RULE_ZONES_SQL
     + """), due_bills AS (
-    SELECT b.id, b.subscriber_id, b.period_month, b.due_date,
-           b.total - COALESCE((SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = b.id), 0) AS open
+    SELECT b.id, b.subscriber_id, b.period_month, b.due_date, b.total - b.allocated AS open
     FROM billing_bill b
     WHERE b.operator_id = %(operator)s AND b.reversed_at IS NULL
       AND b.period_month BETWEEN %(window_start)s AND %(window_end)s
@@ -324,8 +323,7 @@ SELECT s.id, s.customer_id, r.id, r.offset_days, r.channel, COALESCE(s.billing_m
        b.due_date, b.id, b.period_month,
        CASE WHEN COALESCE(s.billing_mode, o.billing_mode) = 'cumulative'
             THEN (SELECT COALESCE(sum(e.amount), 0) FROM billing_ledgerentry e WHERE e.subscriber_id = s.id)
-            ELSE (SELECT COALESCE(sum(ob.total - COALESCE(
-                      (SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = ob.id), 0)), 0)
+            ELSE (SELECT COALESCE(sum(ob.total - ob.allocated), 0)
                   FROM billing_bill ob WHERE ob.subscriber_id = s.id AND ob.reversed_at IS NULL) END
 FROM due_bills b
 JOIN customers_subscriber s ON s.id = b.subscriber_id
@@ -339,7 +337,7 @@ WHERE b.open > 0
       SELECT 1 FROM billing_bill older
       WHERE older.subscriber_id = b.subscriber_id AND older.reversed_at IS NULL
         AND (older.period_month, older.id) < (b.period_month, b.id)
-        AND older.total > COALESCE((SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = older.id), 0))
+        AND older.total > older.allocated)
 ORDER BY s.id, r.offset_days, r.id
 """
 )

@@ -309,7 +309,7 @@ def _seed_intents_and_expiry(today: dt.date) -> None:
               AND EXISTS (
                 SELECT 1 FROM billing_bill b WHERE b.subscriber_id = s.id AND b.reversed_at IS NULL
                   AND b.due_date + o.grace_days < %(today)s
-                  AND b.total > COALESCE((SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = b.id), 0))
+                  AND b.total > b.allocated)
             """,
             {"today": today},
         )
@@ -318,7 +318,7 @@ def _seed_intents_and_expiry(today: dt.date) -> None:
             UPDATE customers_subscriber s SET expires_on = (
                 SELECT max(b.period_end) FROM billing_bill b
                 WHERE b.subscriber_id = s.id AND b.reversed_at IS NULL
-                  AND b.total <= COALESCE((SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = b.id), 0))
+                  AND b.total <= b.allocated)
             FROM operators_operator o
             WHERE o.id = s.operator_id AND COALESCE(s.billing_mode, o.billing_mode) = 'prepaid'
             """

@@ -85,6 +85,12 @@ CHECKS: dict[str, str] = {
         JOIN billing_bill b ON b.id = a.bill_id
         GROUP BY a.bill_id HAVING sum(a.amount) > max(b.total) OR sum(a.amount) < 0
     """,
+    "bill_allocated_matches_allocations": """
+        SELECT b.id, b.allocated, COALESCE(a.amount, 0) FROM billing_bill b
+        LEFT JOIN (SELECT bill_id, sum(amount) AS amount FROM billing_allocation GROUP BY bill_id) a
+          ON a.bill_id = b.id
+        WHERE b.allocated <> COALESCE(a.amount, 0)
+    """,
     "allocations_same_subscriber": """
         SELECT a.id FROM billing_allocation a JOIN billing_ledgerentry e ON e.id = a.source_id
         JOIN billing_bill b ON b.id = a.bill_id WHERE e.subscriber_id <> b.subscriber_id

@@ -590,7 +590,6 @@ def subscriber_profile(subscriber: Subscriber) -> Profile:
     bills: list[Bill] = list(
         Bill.objects.filter(subscriber=subscriber)
         .select_related("invoice", "invoice__credit_note", "package")
-        .annotate(allocated=Coalesce(Sum("allocations__amount"), Value(ZERO)))
         .order_by("-period_month", "-pk")[:24]
     )
     payments: list[Payment] = list(

@@ -38,7 +38,7 @@ SELECT operator_id, due_date, count(*) FROM (
     FROM billing_bill b
     JOIN customers_subscriber s ON s.id = b.subscriber_id
     WHERE b.reversed_at IS NULL AND s.service_intent IN ('active', 'suspended')
-      AND b.total > COALESCE((SELECT sum(a.amount) FROM billing_allocation a WHERE a.bill_id = b.id), 0)
+      AND b.total > b.allocated
     ORDER BY b.subscriber_id, b.period_month, b.id
 ) oldest
 GROUP BY operator_id, due_date

@@ -44,6 +44,39 @@ def test_payment_settles_the_oldest_open_bills_first(operator, package):
     assert subscriber_balance(subscriber.pk) == Decimal("1500.00")
 
 
+def test_each_bill_carries_its_allocated_amount_and_allocations_are_append_only(operator, package):
+    subscriber = make_subscriber(operator, package, activation_date=D(2027, 4, 1))
+    payment = payment_record(subscriber=subscriber, amount=Decimal("1500.00"), method="cash")
+
+    def carried():
+        return list(
+            Bill.objects.filter(subscriber=subscriber).order_by("period_month").values_list("allocated", flat=True)
+        )
+
+    bills = list(Bill.objects.filter(subscriber=subscriber).order_by("period_month"))
+    assert carried() == [allocated(bill) for bill in bills] == [Decimal("1000.00"), Decimal("500.00"), 0]
+    entry_reverse(entry=LedgerEntry.objects.get(payment=payment), reason="cheque bounced")  # releases follow
+    assert carried() == [0, 0, 0]
+    allocation = Allocation.objects.filter(bill__subscriber=subscriber).first()
+    assert allocation is not None
+    for statement in (
+        "UPDATE billing_allocation SET amount = 1 WHERE id = %s",
+        "DELETE FROM billing_allocation WHERE id = %s",
+    ):
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement, [allocation.pk])
+    # More than the bill's total cannot be recorded as covered, whatever writes it.
+    with pytest.raises(IntegrityError, match="bill_allocated_within_total"), transaction.atomic():
+        Bill.objects.filter(pk=bills[0].pk).update(allocated=Decimal("1000.01"))
+    assert ledger_verify().ok
+    # A figure changed behind the trigger's back is caught by the verifier.
+    Bill.objects.filter(pk=bills[1].pk).update(allocated=Decimal("10.00"))
+    report = ledger_verify()
+    assert not report.ok and report.violations["bill_allocated_matches_allocations"] == [
+        [bills[1].pk, Decimal("10.00"), Decimal("0.00")]
+    ]
+
+
 def test_excess_is_credit_that_the_next_bill_consumes(operator, package):
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
     payment_record(subscriber=subscriber, amount=Decimal("1700.00"), method="bkash", reference="TX1")
