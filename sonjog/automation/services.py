@@ -37,7 +37,7 @@ from sonjog.billing.models import Allocation
 from sonjog.core.audit import audit
 from sonjog.core.models import AuditEvent
 from sonjog.customers.models import Subscriber
-from sonjog.notifications.services import Notice, notify_event_many
+from sonjog.notifications.services import NOTICE_BATCH, Notice, notify_event_many
 from sonjog.operators.models import Operator
 
 if TYPE_CHECKING:
@@ -438,8 +438,6 @@ def online_payment_recheck() -> dict[str, int]:
 # The notifications app's event names (its Event choices).
 EVENT_DUE_REMINDER = "due_reminder"
 EVENT_PREPAID_EXPIRY = "prepaid_expiry"
-# Notices per transaction: a failing batch is reported and the next one still goes.
-NOTICE_BATCH = 5000
 
 
 def _notices(candidates: list[ReminderCandidate]) -> list[Notice]:
@@ -471,6 +469,7 @@ def _send_notices(
         totals["operators"] += 1
         candidates = select(operator, local_now.date())
         totals["candidates"] += len(candidates)
+        # One batch per transaction: a failing batch is reported and the next one still goes.
         for start in range(0, len(candidates), NOTICE_BATCH):
             batch = candidates[start : start + NOTICE_BATCH]
             try:

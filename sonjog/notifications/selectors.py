@@ -32,6 +32,7 @@ from sonjog.notifications.models import (
     SmsCreditEntry,
     SubscriberPreference,
 )
+from sonjog.notifications.providers.base import FailureReason
 from sonjog.notifications.rendering import (
     DEFAULT_WORDING,
     VARIABLES,
@@ -112,9 +113,6 @@ def subscriber_values(
     subscriber: Subscriber, context: Mapping[str, Any] | None, settings: NotificationSettings
 ) -> dict[str, Any]:
     """Raw values of every template variable for this subscriber; the caller's context wins."""
-    unknown = sorted(set(context or {}) - set(VARIABLES))
-    if unknown:
-        raise NotificationError(f"unknown template variable(s) in the context: {', '.join(unknown)}")
     values = _raw_values(
         operator=subscriber.operator,
         settings=settings,
@@ -124,6 +122,14 @@ def subscriber_values(
         expires_on=subscriber.expires_on,
         balance=_balances([subscriber.pk]).get(subscriber.pk, ZERO),
     )
+    return _with_context(values, context)
+
+
+def _with_context(values: dict[str, Any], context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The subscriber's values with what the caller knows laid over them (only known variables)."""
+    unknown = sorted(set(context or {}) - set(VARIABLES))
+    if unknown:
+        raise NotificationError(f"unknown template variable(s) in the context: {', '.join(unknown)}")
     values.update(context or {})
     return values
 
@@ -182,9 +188,6 @@ class NoticeAudience:
         return self.wordings.get((channel, language))
 
     def values(self, person: Recipient, context: Mapping[str, Any] | None) -> dict[str, Any]:
-        unknown = sorted(set(context or {}) - set(VARIABLES))
-        if unknown:
-            raise NotificationError(f"unknown template variable(s) in the context: {', '.join(unknown)}")
         values = _raw_values(
             operator=self.operator,
             settings=self.settings,
@@ -194,8 +197,7 @@ class NoticeAudience:
             expires_on=person.expires_on,
             balance=self.balances.get(person.subscriber_id, ZERO),
         )
-        values.update(context or {})
-        return values
+        return _with_context(values, context)
 
 
 def event_wordings(operator: Operator, event: str) -> dict[tuple[str, str], Wording | None]:
@@ -575,7 +577,7 @@ def failed_for_credit(operator: Operator, since: dt.datetime) -> list[int]:
         Message.objects.filter(
             operator=operator,
             status=MessageStatus.FAILED,
-            failure_reason="insufficient_balance",
+            failure_reason=FailureReason.INSUFFICIENT_BALANCE,
             created_at__gte=since,
             resent_as__isnull=True,
         )

@@ -410,9 +410,13 @@ def _first_attempt_at(
 
 
 def _priority(message: Message) -> int:
-    if message.is_urgent:
+    return _priority_of(message.is_urgent, message.bulk_id)
+
+
+def _priority_of(is_urgent: bool, bulk_id: int | None) -> int:
+    if is_urgent:
         return PRIORITY_URGENT
-    return PRIORITY_BULK if message.bulk_id is not None else PRIORITY_NORMAL
+    return PRIORITY_BULK if bulk_id is not None else PRIORITY_NORMAL
 
 
 def _defer_send(message_id: int, at: dt.datetime | None = None, priority: int = PRIORITY_NORMAL) -> None:
@@ -858,7 +862,7 @@ FROM notifications_message m
 WHERE m.operator_id = %(operator)s AND m.id = ANY(%(ids)s::bigint[]) AND m.status = 'failed'
 ORDER BY m.id
 ON CONFLICT (resent_from_id) DO NOTHING
-RETURNING id
+RETURNING id, next_attempt_at, is_urgent, bulk_id
 """
 
 
@@ -882,10 +886,13 @@ def messages_resend(*, operator: Operator, message_ids: Sequence[int], actor: Us
                     "first_attempt": first_attempt,
                 },
             )
-            queued = [row[0] for row in cursor.fetchall()]
-        for message in Message.objects.filter(pk__in=queued).only("pk", "is_urgent", "bulk_id", "next_attempt_at"):
-            at = message.next_attempt_at if message.next_attempt_at > now else None
-            _defer_send(message.pk, at, _priority(message))
+            queued = cursor.fetchall()
+        groups: dict[tuple[dt.datetime | None, int], list[int]] = {}
+        for message_id, next_attempt_at, is_urgent, bulk_id in queued:
+            at = next_attempt_at if next_attempt_at > now else None
+            groups.setdefault((at, _priority_of(is_urgent, bulk_id)), []).append(message_id)
+        for (at, priority), ids in groups.items():
+            _defer_many(ids, at, priority)
         if queued:
             audit(operator=operator, action="notifications.resend", actor=actor, queued=len(queued))
     return len(queued)

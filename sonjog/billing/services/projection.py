@@ -159,9 +159,8 @@ def prepaid_expiry(subscriber_id: int) -> dt.date | None:
     paid_through: dt.date | None = None
     last_month: dt.date | None = None
     bills = Bill.objects.filter(subscriber_id=subscriber_id, reversed_at__isnull=True).order_by("period_month")
-    for bill in bills.values("id", "total", "period_end", "period_month"):
-        allocated = sum(Allocation.objects.filter(bill_id=bill["id"]).values_list("amount", flat=True), ZERO)
-        if allocated < bill["total"]:
+    for bill in bills.values("total", "allocated", "period_end", "period_month"):
+        if bill["allocated"] < bill["total"]:
             break
         paid_through, last_month = bill["period_end"], bill["period_month"]
     credit = -sum(LedgerEntry.objects.filter(subscriber_id=subscriber_id).values_list("amount", flat=True), ZERO)
