@@ -12,6 +12,7 @@ from django.db.models import Sum
 
 from sonjog.billing.models import LedgerEntry, Statement
 from sonjog.core.money import ZERO
+from sonjog.core.periods import add_months, month_start
 from sonjog.operators.models import Operator
 
 
@@ -66,3 +67,122 @@ def period_summary(operator: Operator, months: int = 36) -> list[PeriodSummaryRo
         cursor.execute(_PERIOD_SUMMARY_SQL, {"path": operator.path + "%", "limit": months})
         rows = cursor.fetchall()
     return [PeriodSummaryRow(*row) for row in reversed(rows)]
+
+
+# --- What a subscriber owes now, and how much of it is overdue: the one definition ---------------
+#
+# Every page, job and report that says "due", "owes" or "overdue" reads these columns; nothing else
+# in Sonjog computes them.
+#
+# "Owes now" (`due`) is the closing due of the subscriber's latest statement, which the projection
+# keeps equal to the sum of its ledger. Nearly every subscriber has a statement for the current
+# period, so those rows are hash-joined from the (operator, period) index; a period billed ahead (next
+# month) takes precedence, and only subscribers with neither fall back to an index probe for their
+# latest row.
+#
+# "Overdue" (`is_overdue`, `overdue_amount`) is what is owed beyond the open amounts of the charges still inside
+# their due days + grace: FIFO settles the oldest charges first, so whatever remains of the balance
+# after setting aside what is not yet late belongs to charges past their grace. A charge for a period
+# that has not started is never overdue (its due date lies ahead). Terminated subscribers are never
+# overdue (collections, not enforcement); prepaid subscribers owe their whole due once their validity
+# has run out (or, never paid, once the grace after activation has), and are overdue from that day even
+# before the next period's charge exists.
+_DUES_CTE = """
+not_yet_late AS (
+    SELECT b.subscriber_id, sum(b.total - b.allocated) AS open_amount
+    FROM billing_bill b
+    JOIN operators_operator bo ON bo.id = b.operator_id
+    WHERE b.operator_id = ANY(%(dues_operator_ids)s) AND b.reversed_at IS NULL AND b.allocated < b.total
+      -- due days + grace are far below three months, which lets this use the period index.
+      AND b.period_month >= %(dues_recent)s AND b.due_date + bo.grace_days >= %(dues_today)s
+      AND (%(dues_only)s::bigint[] IS NULL OR b.subscriber_id = ANY(%(dues_only)s::bigint[]))
+    GROUP BY b.subscriber_id
+), dues AS (
+    SELECT s.id, s.operator_id, s.zone_id, s.router_id, s.service_intent, s.router_state, s.session_state,
+           s.sync_state, s.activation_date, s.terminated_on, s.expires_on, s.is_vip,
+           COALESCE(s.billing_mode, o.billing_mode) AS mode,
+           COALESCE(nx.closing_due, cur.closing_due, old.closing_due, 0) AS due,
+           COALESCE(nyl.open_amount, 0) AS not_yet_late,
+           o.grace_days,
+           cur.opening_due AS cur_opening, cur.billed AS cur_billed, cur.paid AS cur_paid,
+           cur.adjusted AS cur_adjusted, cur.closing_due AS cur_closing
+    FROM customers_subscriber s
+    JOIN operators_operator o ON o.id = s.operator_id
+    LEFT JOIN billing_statement nx
+        ON nx.subscriber_id = s.id AND nx.period_month = %(dues_next_month)s
+       AND nx.operator_id = ANY(%(dues_operator_ids)s)
+    LEFT JOIN billing_statement cur
+        ON cur.subscriber_id = s.id AND cur.period_month = %(dues_month)s
+       AND cur.operator_id = ANY(%(dues_operator_ids)s)
+    LEFT JOIN LATERAL (
+        SELECT x.closing_due FROM billing_statement x
+        WHERE nx.id IS NULL AND cur.id IS NULL AND x.subscriber_id = s.id
+        ORDER BY x.period_month DESC LIMIT 1
+    ) old ON true
+    LEFT JOIN not_yet_late nyl ON nyl.subscriber_id = s.id
+    WHERE s.operator_id = ANY(%(dues_operator_ids)s)
+      AND (%(dues_only)s::bigint[] IS NULL OR s.id = ANY(%(dues_only)s::bigint[]))
+), expired AS (
+    SELECT d.*,
+           CASE WHEN d.service_intent = 'terminated' THEN false
+                WHEN d.mode = 'prepaid' THEN
+                    COALESCE(d.expires_on <= %(dues_today)s, d.activation_date + d.grace_days < %(dues_today)s, false)
+                ELSE d.due - d.not_yet_late > 0
+           END AS is_overdue
+    FROM dues d
+), judged AS (
+    SELECT e.*,
+           CASE WHEN NOT e.is_overdue OR e.due <= 0 THEN 0
+                WHEN e.mode = 'prepaid' THEN e.due
+                ELSE e.due - e.not_yet_late
+           END AS overdue_amount
+    FROM expired e
+)
+"""
+
+
+def dues_cte(operator_ids: list[int], today: dt.date, *, only: list[int] | None = None) -> tuple[str, dict[str, Any]]:
+    """The CTEs `dues` and `judged` (one row per subscriber of `operator_ids`, or of `only` among
+    them) and their parameters, for a caller to put after `WITH` and select from `judged`: columns
+    `id`, `due` (owes now; negative is credit), `is_overdue`, `overdue_amount`, the subscriber's state fields, and
+    this period's statement figures (`cur_*`). Parameter names all start with `dues_`."""
+    month = month_start(today)
+    params = {
+        "dues_operator_ids": list(operator_ids),
+        "dues_today": today,
+        "dues_month": month,
+        "dues_next_month": add_months(month, 1),
+        "dues_recent": add_months(month, -3),
+        "dues_only": list(only) if only is not None else None,
+    }
+    return _DUES_CTE, params
+
+
+@dataclass(frozen=True)
+class Dues:
+    due: Decimal
+    is_overdue: bool
+    overdue_amount: Decimal
+
+
+def subscriber_dues(operator_id: int, subscriber_ids: list[int], today: dt.date) -> dict[int, Dues]:
+    """Owes now and overdue for the given subscribers of one operator, by subscriber id."""
+    cte, params = dues_cte([operator_id], today, only=subscriber_ids)
+    with connection.cursor() as cursor:
+        cursor.execute("WITH " + cte + "SELECT id, due, is_overdue, overdue_amount FROM judged", params)
+        return {pk: Dues(due, late, overdue) for pk, due, late, overdue in cursor.fetchall()}
+
+
+def overdue_ids(operator: Operator, today: dt.date, *, intent: str, only: list[int] | None = None) -> list[int]:
+    """Subscribers of this operator (not its subtree) with the given service intent and an overdue
+    amount, VIPs left out: the ones the overdue sweep suspends (or, suspended, keeps suspended)."""
+    cte, params = dues_cte([operator.pk], today, only=only)
+    sql = (
+        "WITH "
+        + cte
+        + """SELECT id FROM judged
+             WHERE service_intent = %(intent)s AND NOT is_vip AND is_overdue ORDER BY id"""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params | {"intent": intent})
+        return [row[0] for row in cursor.fetchall()]

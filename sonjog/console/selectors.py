@@ -40,6 +40,7 @@ from sonjog.billing.models import (
     Payment,
     Statement,
 )
+from sonjog.billing.selectors import dues_cte
 from sonjog.billing.terms import terms_for
 from sonjog.catalog.models import Package
 from sonjog.console.access import Scope
@@ -65,77 +66,9 @@ MISMATCH_Q = (
     | Q(service_intent=ServiceIntent.TERMINATED, router_state__in=["enabled", "disabled"])
 )
 
-# One row per subscriber in scope with what it owes now and whether any of it is overdue.
-#
-# "Owes now" is the closing due of its latest statement. Nearly every subscriber has a statement for
-# the current period (bills are monthly), so those rows are hash-joined from the (operator, period)
-# index; a period billed ahead (next month) takes precedence, and only subscribers with neither fall
-# back to a per-subscriber index probe for their latest row.
-#
-# "Overdue" follows the enforcement sweep: what is owed beyond the latest period's bill while that
-# bill is still inside its due days + grace; the bill's start comes from the subscriber's cycle
-# anchor exactly as the period calculation places it. Prepaid subscribers are overdue once their
-# validity has run out.
-_SUBSCRIBER_DUES_CTE = """
-dues AS (
-    SELECT s.id, s.operator_id, s.zone_id, s.router_id, s.service_intent, s.router_state, s.session_state,
-           s.sync_state, s.activation_date, s.terminated_on, s.expires_on, s.is_vip,
-           COALESCE(s.billing_mode, o.billing_mode) AS mode,
-           COALESCE(nx.closing_due, cur.closing_due, old.closing_due, 0) AS due,
-           COALESCE(nx.billed, cur.billed, old.billed, 0) AS latest_billed,
-           COALESCE(nx.period_month, cur.period_month, old.period_month) AS latest_month,
-           CASE COALESCE(s.billing_cycle, o.billing_cycle)
-               WHEN 'calendar' THEN 1
-               WHEN 'anniversary' THEN COALESCE(extract(day FROM s.activation_date)::int, 1)
-               ELSE COALESCE(s.billing_day, o.billing_day) END AS anchor,
-           o.due_days, o.grace_days,
-           cur.opening_due AS cur_opening, cur.billed AS cur_billed, cur.paid AS cur_paid,
-           cur.adjusted AS cur_adjusted, cur.closing_due AS cur_closing
-    FROM customers_subscriber s
-    JOIN operators_operator o ON o.id = s.operator_id
-    LEFT JOIN billing_statement nx
-        ON nx.subscriber_id = s.id AND nx.period_month = %(next_month)s AND nx.operator_id = ANY(%(ids)s)
-    LEFT JOIN billing_statement cur
-        ON cur.subscriber_id = s.id AND cur.period_month = %(month)s AND cur.operator_id = ANY(%(ids)s)
-    LEFT JOIN LATERAL (
-        SELECT x.closing_due, x.billed, x.period_month FROM billing_statement x
-        WHERE nx.id IS NULL AND cur.id IS NULL AND x.subscriber_id = s.id
-        ORDER BY x.period_month DESC LIMIT 1
-    ) old ON true
-    WHERE s.operator_id = ANY(%(ids)s) {extra_where}
-), judged AS (
-    SELECT d.*,
-           CASE WHEN d.due <= 0 OR d.service_intent = 'terminated' THEN 0
-                WHEN d.mode = 'prepaid' THEN
-                    CASE WHEN d.service_intent <> 'terminated'
-                          AND COALESCE(d.expires_on <= %(today)s, d.activation_date + d.grace_days < %(today)s)
-                         THEN d.due ELSE 0 END
-                ELSE GREATEST(d.due - CASE
-                    WHEN d.latest_month IS NOT NULL AND GREATEST(
-                            d.latest_month + (LEAST(d.anchor,
-                                extract(day FROM d.latest_month + interval '1 month - 1 day')::int) - 1),
-                            d.activation_date) + d.due_days + d.grace_days >= %(today)s
-                    THEN d.latest_billed ELSE 0 END, 0)
-           END AS overdue_amount
-    FROM dues d
-)
-"""
-
-
-def _dues_params(operator_ids: list[int], today: dt.date) -> dict[str, Any]:
-    month = month_start(today)
-    return {
-        "ids": operator_ids,
-        "today": today,
-        "month": month,
-        "next_month": add_months(month, 1),
-    }
-
-
-_DASHBOARD_SUBSCRIBERS_SQL = (
-    "WITH "
-    + _SUBSCRIBER_DUES_CTE
-    + f"""
+# One pass over the scope's subscribers, grouped by zone and router, over billing's one definition of
+# what each owes now and how much of it is overdue (`dues_cte`).
+_DASHBOARD_SUBSCRIBERS_SQL = f"""
 SELECT s.zone_id, s.router_id,
        count(*) FILTER (WHERE s.service_intent = 'active') AS running,
        count(*) FILTER (WHERE s.service_intent = 'suspended') AS suspended,
@@ -150,7 +83,7 @@ SELECT s.zone_id, s.router_id,
        COALESCE(sum(s.due) FILTER (WHERE s.due > 0), 0) AS due_total,
        count(*) FILTER (WHERE s.due > 0) AS due_count,
        COALESCE(-sum(s.due) FILTER (WHERE s.due < 0), 0) AS credit_total,
-       count(*) FILTER (WHERE s.overdue_amount > 0) AS overdue,
+       count(*) FILTER (WHERE s.is_overdue) AS overdue,
        COALESCE(sum(s.overdue_amount), 0) AS overdue_total,
        -- This period's statement rows are joined anyway: their sums are the period's figures.
        COALESCE(sum(s.cur_billed), 0) AS period_generated,
@@ -162,7 +95,6 @@ SELECT s.zone_id, s.router_id,
 FROM judged s
 GROUP BY s.zone_id, s.router_id
 """
-)
 
 _PERIOD_FIGURES_SQL = """
 SELECT period_month, sum(billed), sum(paid), sum(adjusted),
@@ -286,11 +218,16 @@ def period_figures(
     return rows
 
 
+def _month_params(today: dt.date) -> dict[str, Any]:
+    month = month_start(today)
+    return {"month": month, "next_month": add_months(month, 1)}
+
+
 def dashboard(scope: Scope, today: dt.date) -> Dashboard:
     ids = scope.operator_ids
-    params = _dues_params(ids, today)
+    dues, params = dues_cte(ids, today)
     with connection.cursor() as cursor:
-        cursor.execute(_DASHBOARD_SUBSCRIBERS_SQL.format(extra_where=""), params)
+        cursor.execute("WITH " + dues + _DASHBOARD_SUBSCRIBERS_SQL, params | {"today": today, **_month_params(today)})
         columns = [column.name for column in cursor.description or []]
         groups = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     summed = [c for c in columns if c not in ("zone_id", "router_id")]
@@ -721,24 +658,21 @@ def period_summary_rows(scope: Scope, today: dt.date, months: int = 36) -> list[
     return list(reversed(rows))
 
 
-_OVERDUE_LIST_SQL = (
-    "WITH "
-    + _SUBSCRIBER_DUES_CTE
-    + """
+_OVERDUE_LIST_SQL = """
 SELECT j.id, j.due, j.overdue_amount, count(*) OVER () AS total
 FROM judged j
-WHERE j.overdue_amount > 0
+WHERE j.is_overdue
 ORDER BY j.overdue_amount DESC, j.id
 LIMIT %(limit)s OFFSET %(offset)s
 """
-)
 
 
 def overdue_page(scope: Scope, today: dt.date, page: int, per_page: int = 50) -> tuple[list[Subscriber], int]:
     """Subscribers owing money past due + grace (prepaid: past validity), most overdue first."""
-    params = _dues_params(scope.operator_ids, today) | {"limit": per_page, "offset": (page - 1) * per_page}
+    dues, params = dues_cte(scope.operator_ids, today)
+    params |= {"limit": per_page, "offset": (page - 1) * per_page}
     with connection.cursor() as cursor:
-        cursor.execute(_OVERDUE_LIST_SQL.format(extra_where=""), params)
+        cursor.execute("WITH " + dues + _OVERDUE_LIST_SQL, params)
         rows = cursor.fetchall()
     total = rows[0][3] if rows else 0
     found = Subscriber.objects.select_related("package", "zone__parent", "operator").in_bulk([row[0] for row in rows])

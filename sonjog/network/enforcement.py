@@ -1,9 +1,8 @@
 """Billing decisions made real: the overdue sweep and reactivation on payment.
 
-"Overdue" is measured the same way for every mode that has bills: what the subscriber owes now (the
-latest statement's closing due) minus the bills not yet past due + grace. FIFO allocation pays the
-oldest bills first, so anything left is owed on a bill past its grace. Prepaid subscribers are
-suspended only when their validity has run out, never before.
+"Overdue" is billing's one definition (`sonjog.billing.selectors.overdue_ids`, over `dues_cte`), the
+same figures the dashboard, the overdue list and the reminders read. Prepaid subscribers are suspended
+only when their validity has run out, never before.
 """
 
 from __future__ import annotations
@@ -14,42 +13,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from sonjog.billing.selectors import overdue_ids
 from sonjog.billing.terms import operator_today
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.operators.models import Operator
-
-_OVERDUE_SQL = """
-SELECT s.id
-FROM customers_subscriber s
-JOIN operators_operator o ON o.id = s.operator_id
-WHERE s.operator_id = %(operator)s AND s.service_intent = %(intent)s AND NOT s.is_vip
-  AND (%(only)s::bigint[] IS NULL OR s.id = ANY(%(only)s::bigint[]))
-  AND CASE WHEN COALESCE(s.billing_mode, o.billing_mode) = 'prepaid' THEN
-        COALESCE(s.expires_on <= %(today)s, s.activation_date + o.grace_days < %(today)s)
-      ELSE
-        COALESCE((SELECT st.closing_due FROM billing_statement st WHERE st.subscriber_id = s.id
-                  ORDER BY st.period_month DESC LIMIT 1), 0)
-        - COALESCE((SELECT sum(b.total) FROM billing_bill b
-                    WHERE b.subscriber_id = s.id AND b.reversed_at IS NULL
-                      AND b.period_month >= %(recent)s AND b.due_date + o.grace_days >= %(today)s), 0) > 0
-      END
-ORDER BY s.id
-"""
-
-
-def overdue_ids(operator: Operator, today: dt.date, *, intent: str, only: list[int] | None = None) -> list[int]:
-    from sonjog.core.periods import add_months, month_start
-
-    # Bills not yet past due+grace are recent by construction: due_days + grace_days is far below
-    # three months, which lets the probe use the (subscriber, period_month) index.
-    recent = add_months(month_start(today), -3)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _OVERDUE_SQL,
-            {"operator": operator.pk, "intent": intent, "today": today, "recent": recent, "only": only},
-        )
-        return [row[0] for row in cursor.fetchall()]
-
 
 _ENQUEUE_BULK_SQL = """
 WITH targets AS (

@@ -17,7 +17,7 @@ from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.console import selectors
 from sonjog.console.access import Scope
 from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.network.enforcement import overdue_ids
+from sonjog.billing.selectors import overdue_ids
 from sonjog.network.models import NetworkAlert
 from sonjog.notifications.models import LowBalanceAlert
 from sonjog.operators.services import staff_create
