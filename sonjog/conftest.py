@@ -124,6 +124,54 @@ def frozen_clock():
         yield clock
 
 
+# Every test runs on a pinned clock, never the real date or hour: a quiet mid-month morning in Dhaka
+# unless the test asks for a day of its own (`pinned_day`, `at`) or is marked `real_clock` because it
+# shares time with another process (a browser, a server, the worker) that cannot be pinned with it.
+# The clock ticks from the pinned instant so that timeouts, retries and durations still advance.
+PINNED_NOW = dt.datetime(2026, 11, 18, 4, 0, tzinfo=dt.UTC)  # 10:00 in Dhaka
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(request: pytest.FixtureRequest) -> Any:
+    if request.node.get_closest_marker("real_clock"):
+        yield None
+        return
+    import time_machine
+
+    with time_machine.travel(PINNED_NOW, tick=True) as traveller:
+        yield traveller
+
+
+# The days on which every date-sensitive test is run (`pinned_day`): month starts and ends, leap days,
+# the year end, and the two sides of midnight in Dhaka while the server's own clock is in UTC.
+DHAKA = dt.timezone(dt.timedelta(hours=6))
+PINNED_DAYS: dict[str, tuple[dt.datetime, str | None]] = {
+    "1st": (dt.datetime(2026, 12, 1, 10, 0, tzinfo=DHAKA), None),
+    "2nd": (dt.datetime(2026, 12, 2, 10, 0, tzinfo=DHAKA), None),
+    "mid-month": (dt.datetime(2026, 12, 15, 10, 0, tzinfo=DHAKA), None),
+    "30th-of-30": (dt.datetime(2026, 11, 30, 10, 0, tzinfo=DHAKA), None),
+    "31st-of-31": (dt.datetime(2027, 1, 31, 10, 0, tzinfo=DHAKA), None),
+    "feb-28": (dt.datetime(2027, 2, 28, 10, 0, tzinfo=DHAKA), None),
+    "feb-29": (dt.datetime(2028, 2, 29, 10, 0, tzinfo=DHAKA), None),
+    "dec-31": (dt.datetime(2026, 12, 31, 10, 0, tzinfo=DHAKA), None),
+    "23:30-dhaka-utc-server": (dt.datetime(2026, 12, 31, 23, 30, tzinfo=DHAKA), "UTC"),
+    "00:30-dhaka-utc-server": (dt.datetime(2027, 1, 1, 0, 30, tzinfo=DHAKA), "UTC"),
+}
+
+
+@pytest.fixture(params=list(PINNED_DAYS), ids=list(PINNED_DAYS))
+def pinned_day(request: pytest.FixtureRequest, settings: Any) -> Any:
+    """Run the test once on each of PINNED_DAYS; yields the pinned instant. With the server in UTC,
+    Django's own time zone is UTC while operators stay in Asia/Dhaka."""
+    import time_machine
+
+    instant, server_zone = PINNED_DAYS[request.param]
+    if server_zone:
+        settings.TIME_ZONE = server_zone
+    with time_machine.travel(instant, tick=True):
+        yield instant
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> Any:
     """Worker threads and helper processes in the tests may leave connections to the test database;

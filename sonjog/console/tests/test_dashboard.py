@@ -25,7 +25,7 @@ from sonjog.operators.services import staff_create
 pytestmark = pytest.mark.django_db
 
 
-def test_figures_match_the_rows_behind_them(tree):
+def test_figures_match_the_rows_behind_them(pinned_day, tree):
     north = tree.north
     today = operator_today(north.operator)
     late = make_subscriber(north.operator, north.package, today - dt.timedelta(days=80), zone=north.zone)
