@@ -39,3 +39,7 @@ class InvoiceAlreadyVoided(BillingError):
 
 class SubscriberNotActive(BillingError):
     pass
+
+
+class InvoicePaid(BillingError):
+    """A paid invoice is voided only after its payment is reversed or moved to another open item."""

@@ -80,9 +80,18 @@ class BillingRun(models.Model):
 
 
 class Bill(models.Model):
-    """The charge for one subscriber period. Immutable except `reversed_at`, set in the same
+    """An open item: something the subscriber owes that payments and credit are allocated to, FIFO.
+
+    `period` bills are the charge for one subscriber period (one effective bill per period); `charge`
+    bills are every other positive charge (a package change's prorated charge, installation,
+    reconnection, equipment, a manual debit), each the document of one debit adjustment in the
+    ledger, due `due_days` after it is made. Immutable except `reversed_at`, set in the same
     transaction that appends the reversal of its ledger entry, and `allocated`, which the database
     keeps equal to the sum of the bill's allocations (a trigger on the append-only allocations)."""
+
+    class Kind(models.TextChoices):
+        PERIOD = "period", _("Period bill")
+        CHARGE = "charge", _("One-off charge")
 
     # Covered by the composite indexes below; a second single-column index would only slow inserts.
     operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+", db_index=False)
@@ -91,6 +100,7 @@ class Bill(models.Model):
     )
     package = models.ForeignKey("catalog.Package", on_delete=models.PROTECT, related_name="+")
     run = models.ForeignKey(BillingRun, null=True, blank=True, on_delete=models.PROTECT, related_name="bills")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PERIOD, db_default=Kind.PERIOD)
     period_month = models.DateField()
     period_start = models.DateField()
     period_end = models.DateField()
@@ -113,7 +123,7 @@ class Bill(models.Model):
             # every lock is bypassed.
             models.UniqueConstraint(
                 fields=["subscriber", "period_month"],
-                condition=Q(reversed_at__isnull=True),
+                condition=Q(reversed_at__isnull=True, kind="period"),
                 name="bill_one_effective_per_period",
             ),
             models.CheckConstraint(condition=Q(total=F("subtotal") - F("discount") + F("vat")), name="bill_total"),
@@ -136,6 +146,7 @@ class Bill(models.Model):
 class BillLine(models.Model):
     class Kind(models.TextChoices):
         PACKAGE = "package", _("Package")
+        CHARGE = "charge", _("Charge")
         DISCOUNT = "discount", _("Discount")
         VAT = "vat", _("VAT")
 

@@ -74,11 +74,9 @@ def period_summary(operator: Operator, months: int = 36) -> list[PeriodSummaryRo
 # Every page, job and report that says "due", "owes" or "overdue" reads these columns; nothing else
 # in Sonjog computes them.
 #
-# "Owes now" (`due`) is the closing due of the subscriber's latest statement, which the projection
-# keeps equal to the sum of its ledger. Nearly every subscriber has a statement for the current
-# period, so those rows are hash-joined from the (operator, period) index; a period billed ahead (next
-# month) takes precedence, and only subscribers with neither fall back to an index probe for their
-# latest row.
+# "Owes now" (`due`) is the closing due of the subscriber's latest statement (however far ahead it
+# was billed), which the projection keeps equal to the sum of its ledger: one probe of the
+# (subscriber, period) index each. This period's statement is joined for the period figures.
 #
 # "Overdue" (`is_overdue`, `overdue_amount`) is what is owed beyond the open amounts of the charges still inside
 # their due days + grace: FIFO settles the oldest charges first, so whatever remains of the balance
@@ -101,24 +99,20 @@ not_yet_late AS (
     SELECT s.id, s.operator_id, s.zone_id, s.router_id, s.service_intent, s.router_state, s.session_state,
            s.sync_state, s.activation_date, s.terminated_on, s.expires_on, s.is_vip,
            COALESCE(s.billing_mode, o.billing_mode) AS mode,
-           COALESCE(nx.closing_due, cur.closing_due, old.closing_due, 0) AS due,
+           COALESCE(latest.closing_due, 0) AS due,
            COALESCE(nyl.open_amount, 0) AS not_yet_late,
            o.grace_days,
            cur.opening_due AS cur_opening, cur.billed AS cur_billed, cur.paid AS cur_paid,
            cur.adjusted AS cur_adjusted, cur.closing_due AS cur_closing
     FROM customers_subscriber s
     JOIN operators_operator o ON o.id = s.operator_id
-    LEFT JOIN billing_statement nx
-        ON nx.subscriber_id = s.id AND nx.period_month = %(dues_next_month)s
-       AND nx.operator_id = ANY(%(dues_operator_ids)s)
     LEFT JOIN billing_statement cur
         ON cur.subscriber_id = s.id AND cur.period_month = %(dues_month)s
        AND cur.operator_id = ANY(%(dues_operator_ids)s)
     LEFT JOIN LATERAL (
         SELECT x.closing_due FROM billing_statement x
-        WHERE nx.id IS NULL AND cur.id IS NULL AND x.subscriber_id = s.id
-        ORDER BY x.period_month DESC LIMIT 1
-    ) old ON true
+        WHERE x.subscriber_id = s.id ORDER BY x.period_month DESC LIMIT 1
+    ) latest ON true
     LEFT JOIN not_yet_late nyl ON nyl.subscriber_id = s.id
     WHERE s.operator_id = ANY(%(dues_operator_ids)s)
       AND (%(dues_only)s::bigint[] IS NULL OR s.id = ANY(%(dues_only)s::bigint[]))
@@ -151,7 +145,6 @@ def dues_cte(operator_ids: list[int], today: dt.date, *, only: list[int] | None 
         "dues_operator_ids": list(operator_ids),
         "dues_today": today,
         "dues_month": month,
-        "dues_next_month": add_months(month, 1),
         "dues_recent": add_months(month, -3),
         "dues_only": list(only) if only is not None else None,
     }

@@ -57,12 +57,13 @@ CHECKS: dict[str, str] = {
            OR r.category <> o.category
     """,
     "one_effective_bill_per_period": """
-        SELECT subscriber_id, period_month, count(*) FROM billing_bill WHERE reversed_at IS NULL
+        SELECT subscriber_id, period_month, count(*) FROM billing_bill WHERE reversed_at IS NULL AND kind = 'period'
         GROUP BY subscriber_id, period_month HAVING count(*) > 1
     """,
     "bills_match_ledger": """
         SELECT b.id FROM billing_bill b
-        LEFT JOIN billing_ledgerentry e ON e.bill_id = b.id AND e.kind = 'bill'
+        LEFT JOIN billing_ledgerentry e ON e.bill_id = b.id
+            AND CASE b.kind WHEN 'period' THEN e.kind = 'bill' ELSE e.kind = 'adjustment' AND e.amount > 0 END
         LEFT JOIN billing_ledgerentry r ON r.reverses_id = e.id
         WHERE e.id IS NULL OR e.amount <> b.total OR (r.id IS NULL) <> (b.reversed_at IS NULL)
     """,
@@ -117,6 +118,39 @@ CHECKS: dict[str, str] = {
         LEFT JOIN (SELECT operator_id, year, max(number) n FROM billing_creditnote GROUP BY 1, 2) c
           ON q.kind = 'credit_note' AND c.operator_id = q.operator_id AND c.year = q.year
         WHERE q.last_number <> COALESCE(i.n, c.n, 0)
+    """,
+    # Every positive entry is an open item (a period bill or a charge): a debit outside one could be
+    # paid without any bill showing it, and its payment would turn into credit.
+    "every_debit_is_an_open_item": """
+        SELECT e.id, e.subscriber_id, e.kind, e.amount FROM billing_ledgerentry e
+        WHERE e.kind IN ('adjustment', 'opening_balance') AND e.amount > 0
+          AND NOT EXISTS (SELECT 1 FROM billing_bill b WHERE b.id = e.bill_id AND b.kind = 'charge')
+        ORDER BY e.subscriber_id, e.id
+    """,
+    # The open-items invariant: what every effective bill and charge still has open, less the credit
+    # not yet allocated, is the subscriber's balance (in every mode; the first that breaks it is named).
+    "open_items_equal_balance": """
+        WITH balance AS (
+            SELECT subscriber_id, sum(amount) AS amount FROM billing_ledgerentry GROUP BY subscriber_id
+        ), open_items AS (
+            SELECT subscriber_id, sum(total - allocated) AS amount FROM billing_bill
+            WHERE reversed_at IS NULL GROUP BY subscriber_id
+        ), allocated_from AS (
+            SELECT source_id, sum(amount) AS amount FROM billing_allocation GROUP BY source_id
+        ), waiting_credit AS (
+            SELECT e.subscriber_id, sum(-e.amount - COALESCE(a.amount, 0)) AS amount
+            FROM billing_ledgerentry e LEFT JOIN allocated_from a ON a.source_id = e.id
+            WHERE e.kind IN ('payment', 'adjustment', 'opening_balance') AND e.amount < 0
+              AND NOT EXISTS (SELECT 1 FROM billing_ledgerentry r WHERE r.reverses_id = e.id)
+            GROUP BY e.subscriber_id
+        )
+        SELECT b.subscriber_id, b.amount AS balance, COALESCE(o.amount, 0) AS open_items,
+               COALESCE(c.amount, 0) AS waiting_credit
+        FROM balance b
+        LEFT JOIN open_items o ON o.subscriber_id = b.subscriber_id
+        LEFT JOIN waiting_credit c ON c.subscriber_id = b.subscriber_id
+        WHERE b.amount <> COALESCE(o.amount, 0) - COALESCE(c.amount, 0)
+        ORDER BY b.subscriber_id
     """,
     "voided_invoices_have_credit_notes": """
         SELECT i.id FROM billing_invoice i LEFT JOIN billing_creditnote c ON c.invoice_id = i.id

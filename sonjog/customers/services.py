@@ -14,10 +14,15 @@ from django.utils import timezone
 
 from sonjog.billing.calculation import remaining_share
 from sonjog.billing.exceptions import DiscountNotPermitted
-from sonjog.billing.models import AdjustmentReason, Bill, BillingRun, LedgerEntry
+from sonjog.billing.models import AdjustmentReason, Bill, BillingRun, Invoice, LedgerEntry
 from sonjog.billing.services import bill_generate_period
 from sonjog.billing.services.locks import subscriber_lock
-from sonjog.billing.services.money import _adjustment_append, _reverse_locked
+from sonjog.billing.services.money import (
+    _adjustment_append,
+    _invoice_void_locked,
+    _reverse_locked,
+    bill_creditable,
+)
 from sonjog.billing.terms import operator_today, subscriber_terms
 from sonjog.catalog.models import Package
 from sonjog.core.audit import audit
@@ -220,7 +225,13 @@ def subscriber_change_package(
         old_package = locked.package
         terms = subscriber_terms(locked)
         bill = (
-            Bill.objects.filter(subscriber=locked, reversed_at__isnull=True, period_start__lte=day, period_end__gt=day)
+            Bill.objects.filter(
+                subscriber=locked,
+                reversed_at__isnull=True,
+                kind=Bill.Kind.PERIOD,
+                period_start__lte=day,
+                period_end__gt=day,
+            )
             .order_by("-period_month")
             .first()
         )
@@ -232,7 +243,7 @@ def subscriber_change_package(
             assert period is not None
             remaining = (bill.period_end - day).days
             billed_days = (bill.period_end - bill.period_start).days
-            credit = remaining_share(bill.total, remaining, billed_days)
+            credit = min(remaining_share(bill.total, remaining, billed_days), bill_creditable(bill))
             new_full = bill_amounts(
                 monthly_price=package.price,
                 monthly_discount=locked.monthly_discount,
@@ -243,7 +254,9 @@ def subscriber_change_package(
             charge = remaining_share(new_full, remaining, period.nominal_days)
             note = f"{old_package.name} -> {package.name} from {day:%Y-%m-%d}"
             if credit > 0:
-                _adjustment_append(locked, -credit, AdjustmentReason.PACKAGE_CHANGE, f"Credit: {note}", actor, day)
+                _adjustment_append(
+                    locked, -credit, AdjustmentReason.PACKAGE_CHANGE, f"Credit: {note}", actor, day, credits_bill=bill
+                )
             if charge > 0:
                 _adjustment_append(locked, charge, AdjustmentReason.PACKAGE_CHANGE, f"Charge: {note}", actor, day)
         locked.package = package
@@ -282,15 +295,25 @@ def subscriber_terminate(
             locked.activation_date = locked.activation_date or day
             day = max(day, locked.activation_date)
         terms = subscriber_terms(locked)
-        for bill in Bill.objects.filter(subscriber=locked, reversed_at__isnull=True, period_start__gte=day):
-            entry = LedgerEntry.objects.get(bill=bill, kind="bill")
-            _reverse_locked(entry, f"Terminated before this period: {reason}", actor, None)
+        for bill in Bill.objects.filter(
+            subscriber=locked, reversed_at__isnull=True, kind=Bill.Kind.PERIOD, period_start__gte=day
+        ):
+            why = f"Terminated before this period: {reason}"
+            invoice = Invoice.objects.filter(bill=bill, voided_at__isnull=True).first()
+            if invoice is not None:
+                # The invoice goes with its bill (a credit note); what was paid on it becomes credit.
+                _invoice_void_locked(invoice, why, actor, None, release_payments=True)
+            else:
+                _reverse_locked(LedgerEntry.objects.get(bill=bill, kind="bill"), why, actor, None)
         current = Bill.objects.filter(
-            subscriber=locked, reversed_at__isnull=True, period_start__lt=day, period_end__gt=day
+            subscriber=locked, reversed_at__isnull=True, kind=Bill.Kind.PERIOD, period_start__lt=day, period_end__gt=day
         ).first()
         if current is not None and terms.prorate_last:
             unused = (current.period_end - day).days
-            credit = remaining_share(current.total, unused, (current.period_end - current.period_start).days)
+            credit = min(
+                remaining_share(current.total, unused, (current.period_end - current.period_start).days),
+                bill_creditable(current),
+            )
             if credit > 0:
                 _adjustment_append(
                     locked,
@@ -299,6 +322,7 @@ def subscriber_terminate(
                     f"Unused {unused} days after termination on {day:%Y-%m-%d}",
                     actor,
                     day,
+                    credits_bill=current,
                 )
         locked.terminated_on = day
         locked.service_intent = ServiceIntent.TERMINATED

@@ -66,12 +66,16 @@ class GenerationResult:
 
 
 # Candidates with their billing inputs, locked in id order. The two probes per subscriber use the
-# (subscriber_id, period_month) index, so this stays cheap however long the history is.
+# (subscriber_id, period_month) index, so this stays cheap however long the history is. Only effective
+# period bills count: a voided bill's period is billed again, and backfill starts after the latest
+# bill that still stands.
 _CANDIDATES_SQL = """
 SELECT s.id, s.customer_id, s.activation_date, s.terminated_on, s.billing_mode, s.billing_cycle,
        s.billing_day, s.monthly_discount, p.id, p.price, p.vat_applicable, p.name,
-       (SELECT max(b.period_month) FROM billing_bill b WHERE b.subscriber_id = s.id),
-       EXISTS (SELECT 1 FROM billing_bill b WHERE b.subscriber_id = s.id AND b.period_month = %(month)s)
+       (SELECT max(b.period_month) FROM billing_bill b
+        WHERE b.subscriber_id = s.id AND b.reversed_at IS NULL AND b.kind = 'period'),
+       EXISTS (SELECT 1 FROM billing_bill b WHERE b.subscriber_id = s.id AND b.period_month = %(month)s
+               AND b.reversed_at IS NULL AND b.kind = 'period')
 FROM customers_subscriber s
 JOIN catalog_package p ON p.id = s.package_id
 WHERE s.operator_id = %(operator_id)s
@@ -96,7 +100,7 @@ WITH new_bills AS (
         AS r(subscriber_id, package_id, period_month, period_start, period_end, due_date, subtotal,
              discount, vat, total, is_prorated)
     ORDER BY r.subscriber_id, r.period_month
-    ON CONFLICT (subscriber_id, period_month) WHERE reversed_at IS NULL DO NOTHING
+    ON CONFLICT (subscriber_id, period_month) WHERE reversed_at IS NULL AND kind = 'period' DO NOTHING
     RETURNING id, subscriber_id, package_id, period_month, period_start, period_end, subtotal, discount, vat,
         total, is_prorated
 ), entries AS (

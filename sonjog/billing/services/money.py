@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from sonjog.billing.calculation import outage_credit
@@ -19,11 +20,14 @@ from sonjog.billing.exceptions import (
     InvalidAmount,
     InvalidPaymentMethod,
     InvoiceAlreadyVoided,
+    InvoicePaid,
     NotReversible,
 )
 from sonjog.billing.models import (
     AdjustmentReason,
+    Allocation,
     Bill,
+    BillLine,
     CreditNote,
     DocumentSequence,
     EntryCategory,
@@ -171,8 +175,33 @@ def _adjustment_append(
     memo: str,
     actor: User | None,
     effective_date: dt.date | None,
+    *,
+    credits_bill: Bill | None = None,
 ) -> LedgerEntry:
+    """Append an adjustment. A debit becomes an open item of its own (a `charge` bill, due after the
+    operator's due days) so that payments are allocated to it like to any bill; a credit is a source
+    that FIFO allocation sets against the oldest open item, and names the bill it credits when it
+    credits one (outage, package change, termination)."""
     day = effective_date or operator_today(locked.operator)
+    period_month = _period_month_for(locked, day)
+    charge: Bill | None = None
+    if amount > 0:
+        terms = subscriber_terms(locked)
+        charge = Bill.objects.create(
+            operator=locked.operator,
+            subscriber=locked,
+            package_id=locked.package_id,
+            kind=Bill.Kind.CHARGE,
+            period_month=period_month,
+            period_start=day,
+            period_end=day + dt.timedelta(days=1),
+            due_date=day + dt.timedelta(days=terms.due_days),
+            subtotal=amount,
+            discount=Decimal("0.00"),
+            vat=Decimal("0.00"),
+            total=amount,
+        )
+        BillLine.objects.create(bill=charge, kind=BillLine.Kind.CHARGE, description=memo[:200], amount=amount)
     entry = LedgerEntry.objects.create(
         operator=locked.operator,
         subscriber=locked,
@@ -180,7 +209,8 @@ def _adjustment_append(
         category=EntryCategory.ADJUSTED,
         amount=amount,
         effective_date=day,
-        period_month=_period_month_for(locked, day),
+        period_month=period_month,
+        bill=charge or credits_bill,
         adjustment_reason=reason,
         memo=memo[:300],
         created_by=_actor(actor),
@@ -211,21 +241,37 @@ def outage_credit_add(
         raise InvalidAmount("outage minutes must be more than zero")
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
-        bill = Bill.objects.filter(subscriber=locked, period_month=period_month, reversed_at__isnull=True).first()
+        bill = Bill.objects.filter(
+            subscriber=locked, period_month=period_month, reversed_at__isnull=True, kind=Bill.Kind.PERIOD
+        ).first()
         if bill is None:
             raise BillingError(f"{locked.customer_id} has no bill for {period_month:%Y-%m} to credit")
         minutes = (bill.period_end - bill.period_start).days * 24 * 60
         credit = outage_credit(period_total=bill.total, outage_minutes=outage_minutes, period_minutes=minutes)
         if credit <= 0:
             raise InvalidAmount("the outage is too short to credit anything")
+        creditable = bill_creditable(bill)
+        if creditable <= 0:
+            raise InvalidAmount(f"the {period_month:%Y-%m} bill of {locked.customer_id} is already fully credited")
         return _adjustment_append(
             locked,
-            -credit,
+            -min(credit, creditable),
             AdjustmentReason.OUTAGE,
             memo or f"Outage {outage_minutes} min",
             actor,
             bill.period_start,
+            credits_bill=bill,
         )
+
+
+def bill_creditable(bill: Bill) -> Decimal:
+    """What is left to credit on a bill: its total less every credit that names it (outage, package
+    change, termination), reversed ones aside. Read under the subscriber's lock, so concurrent credits
+    of one bill are serialised and can never add up to more than the bill."""
+    credited = LedgerEntry.objects.filter(
+        bill=bill, kind=EntryKind.ADJUSTMENT, amount__lt=0, reversed_by__isnull=True
+    ).aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
+    return max(bill.total + credited, Decimal("0.00"))
 
 
 def entry_reverse(
@@ -278,7 +324,9 @@ def _reverse_locked(entry: LedgerEntry, reason: str, actor: User | None, effecti
     except IntegrityError:
         # The unique reverses_id: a concurrent reversal won.
         raise AlreadyReversed(f"entry #{entry.pk} is already reversed") from None
-    if entry.bill_id is not None:
+    if entry.bill_id is not None and (entry.kind == EntryKind.BILL or entry.amount > 0):
+        # The entry is the bill's own (a period bill, or a debit and its charge document): the open
+        # item goes with it. A credit only names the bill it credits; that bill stands.
         Bill.objects.filter(pk=entry.bill_id).update(reversed_at=timezone.now())
     money_changed([entry.subscriber_id], [(entry.subscriber_id, min(entry.period_month, reversal.period_month))])
     audit(
@@ -303,10 +351,27 @@ def invoice_void(*, invoice: Invoice, reason: str, actor: User | None = None) ->
 
 
 def _invoice_void_locked(
-    invoice: Invoice, reason: str, actor: User | None, effective_date: dt.date | None
+    invoice: Invoice,
+    reason: str,
+    actor: User | None,
+    effective_date: dt.date | None,
+    *,
+    release_payments: bool = False,
 ) -> CreditNote:
+    """`release_payments`: the caller (a termination voiding the bills after the end of service)
+    means what was paid on them to become the subscriber's credit, to refund or carry."""
     if invoice.voided_at is not None:
         raise InvoiceAlreadyVoided(f"invoice {invoice} is already voided")
+    paid = Allocation.objects.filter(bill_id=invoice.bill_id, source__kind=EntryKind.PAYMENT).aggregate(
+        total=Sum("amount")
+    )["total"] or Decimal("0.00")
+    if paid > 0 and not release_payments:
+        # Kill Bill's rule: a paid invoice is not voided under its payment. The payment is reversed
+        # (or moved to another open item) first, so nobody loses track of where the money went.
+        raise InvoicePaid(
+            f"invoice {invoice} has {paid} paid against it: reverse that payment first (or record it "
+            "against another bill), then void the invoice"
+        )
     entry = LedgerEntry.objects.get(bill_id=invoice.bill_id, kind=EntryKind.BILL)
     reversal = _reverse_locked(entry, reason, actor, effective_date)
     today = operator_today(invoice.bill.subscriber.operator)

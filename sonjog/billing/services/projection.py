@@ -158,7 +158,9 @@ def prepaid_expiry(subscriber_id: int) -> dt.date | None:
         return subscriber.expires_on
     paid_through: dt.date | None = None
     last_month: dt.date | None = None
-    bills = Bill.objects.filter(subscriber_id=subscriber_id, reversed_at__isnull=True).order_by("period_month")
+    bills = Bill.objects.filter(subscriber_id=subscriber_id, reversed_at__isnull=True, kind=Bill.Kind.PERIOD).order_by(
+        "period_month"
+    )
     for bill in bills.values("total", "allocated", "period_end", "period_month"):
         if bill["allocated"] < bill["total"]:
             break

@@ -22,7 +22,9 @@ from sonjog.console.tests.conftest import screenshot
 from sonjog.customers.models import Zone
 from sonjog.operators.services import operator_create, staff_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The dashboard is served by uvicorn in its own process, on the real clock; nothing here depends on
+# the date (the payment lands in whatever period both processes call today).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_clock]
 
 
 def _free_port() -> int:

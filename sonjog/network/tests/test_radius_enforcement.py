@@ -502,6 +502,8 @@ def test_unreachable_coa_port_is_retried_with_the_reason_recorded(radius: FreeRa
 # --------------------------------------------------------------------------------------------
 
 
+# FreeRADIUS dates accounting rows by the database's clock, which a pinned clock cannot move.
+@pytest.mark.real_clock
 def test_sessions_silent_for_three_intervals_are_closed_not_deleted(radius: FreeRadiusServer, isp: RadiusIsp) -> None:
     interval = settings.SONJOG_RADIUS_INTERIM_SECONDS
     margin = interval // 2
