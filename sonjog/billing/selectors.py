@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, QuerySet, Sum
 
-from sonjog.billing.models import LedgerEntry, Statement
+from sonjog.billing.models import EntryKind, LedgerEntry, Payment, Statement
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
 from sonjog.operators.models import Operator
@@ -179,3 +179,31 @@ def overdue_ids(operator: Operator, today: dt.date, *, intent: str, only: list[i
     with connection.cursor() as cursor:
         cursor.execute(sql, params | {"intent": intent})
         return [row[0] for row in cursor.fetchall()]
+
+
+# --- Collected: money received in a date range ---------------------------------------------------
+#
+# "Collected" on every card, list, day sheet and export is money received in [start, end) by the
+# payment's received time, taken in the operator's time zone by the caller's bounds. A payment later
+# reversed (entered in error, bounced) was never money in hand and is left out. What was *allocated*
+# to a billing period is a different figure (the statements' `paid`), named so wherever it is shown.
+
+
+def payments_received(operator_ids: list[int], start: dt.datetime, end: dt.datetime) -> QuerySet[Payment]:
+    """Payments received in [start, end), each annotated `reversed`, newest first."""
+    return (
+        Payment.objects.filter(operator_id__in=operator_ids, received_at__gte=start, received_at__lt=end)
+        .annotate(reversed=Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=EntryKind.REVERSAL)))
+        .order_by("-received_at", "-pk")
+    )
+
+
+def collected(
+    operator_ids: list[int], start: dt.datetime, end: dt.datetime, *, collector_id: int | None = None
+) -> Decimal:
+    """Money received in [start, end), reversed payments left out."""
+    rows = payments_received(operator_ids, start, end).filter(reversed=False)
+    if collector_id is not None:
+        rows = rows.filter(collector_id=collector_id)
+    total = rows.aggregate(total=Sum("amount"))["total"]
+    return total if total is not None else ZERO

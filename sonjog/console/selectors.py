@@ -40,7 +40,7 @@ from sonjog.billing.models import (
     Payment,
     Statement,
 )
-from sonjog.billing.selectors import dues_cte
+from sonjog.billing.selectors import collected, dues_cte, payments_received
 from sonjog.billing.terms import terms_for
 from sonjog.catalog.models import Package
 from sonjog.console.access import Scope
@@ -235,11 +235,13 @@ def dashboard(scope: Scope, today: dt.date) -> Dashboard:
 
     month = month_start(today)
     # The twelve-period chart is its own request (dashboard_chart): the cards need this period only,
-    # summed from the statement rows the query above already joined.
+    # summed from the statement rows the query above already joined; "collected" is billing's one
+    # definition, money received in the calendar month.
+    month_begins = day_bounds(scope, month)[0]
     current = PeriodFigures(
         month,
         generated=Decimal(totals["period_generated"]),
-        collected=Decimal(totals["period_collected"]),
+        collected=collected(ids, month_begins, day_bounds(scope, add_months(month, 1))[0]),
         adjusted=Decimal(totals["period_adjusted"]),
         arrears=Decimal(totals["period_arrears"]),
         due=Decimal(totals["period_due"]),
@@ -289,7 +291,7 @@ def dashboard(scope: Scope, today: dt.date) -> Dashboard:
         online_by_zone=online_by_zone,
         top_zones_by_due=top_zones,
         collections_today=collections,
-        collected_today=sum((row["total"] for row in collections), start=ZERO),
+        collected_today=collected(ids, *day_bounds(scope, today)),
         failed_commands=failed,
         alerts=alerts,
         sms_alerts=sms_alerts,
@@ -348,7 +350,9 @@ def day_bounds(scope: Scope, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 def collections_by_collector(scope: Scope, day: dt.date) -> list[dict[str, Any]]:
     start, end = day_bounds(scope, day)
     rows = (
-        Payment.objects.filter(operator_id__in=scope.operator_ids, received_at__gte=start, received_at__lt=end)
+        payments_received(scope.operator_ids, start, end)
+        .filter(reversed=False)
+        .order_by()
         .values("collector_id", "collector__username", "collector__first_name", "collector__last_name")
         .annotate(total=Sum("amount"), count=Count("pk"))
         .order_by("-total")
@@ -696,12 +700,7 @@ def corrections(scope: Scope, kind: str = "") -> QuerySet[LedgerEntry]:
 
 
 def payments_in(scope: Scope, start: dt.datetime, end: dt.datetime) -> QuerySet[Payment]:
-    return (
-        scope.filter(Payment.objects.filter(received_at__gte=start, received_at__lt=end))
-        .select_related("subscriber", "collector")
-        .annotate(reversed=Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=EntryKind.REVERSAL)))
-        .order_by("-received_at", "-pk")
-    )
+    return payments_received(scope.operator_ids, start, end).select_related("subscriber", "collector")
 
 
 def day_sheet(scope: Scope, day: dt.date, collector: User | None) -> dict[str, Any]:
