@@ -57,9 +57,21 @@ class BillingRun(models.Model):
         ACTIVATION = "activation", _("Activation")
         CLI = "cli", _("Command line")
 
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        FINISHED = "finished", _("Finished")
+        INTERRUPTED = "interrupted", _("Interrupted")
+
     operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="billing_runs")
     period_month = models.DateField(_("period"))
     trigger = models.CharField(max_length=12, choices=Trigger.choices)
+    # Written and committed before the work starts, so a run killed mid-way leaves its record; the
+    # database session that does the work tells a live run from a dead one.
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.FINISHED, db_default="finished")
+    backend_pid = models.IntegerField(null=True, blank=True, editable=False)
+    resumed = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text=_("interrupted run")
+    )
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     created = models.PositiveIntegerField(default=0)
     backfilled = models.PositiveIntegerField(default=0)

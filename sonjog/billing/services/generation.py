@@ -45,6 +45,8 @@ class GenerationResult:
     errors: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     run_id: int | None = None
+    # An earlier run of this period that was killed before it finished, found and closed by this one.
+    resumed_run_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class GenerationResult:
             "skipped_future_joiners": self.skipped_future_joiners,
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
+            "resumed_interrupted_run": self.resumed_run_id,
         }
 
     def add(self, other: GenerationResult) -> None:
@@ -193,6 +196,44 @@ class _PlannedBill:
     is_target: bool
 
 
+def _run_record_open(
+    operator: Operator, period_month: dt.date, trigger: str, actor: User | None, started_at: dt.datetime
+) -> BillingRun:
+    """The run's record, committed on its own before any work: a run killed mid-way (SIGKILL, a lost
+    connection) leaves it `running` with a database session that no longer exists. Inside a caller's
+    transaction it simply joins it (nothing committed can then outlive the work anyway)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        row = cursor.fetchone()
+        return BillingRun.objects.create(
+            operator=operator,
+            period_month=period_month,
+            trigger=trigger,
+            status=BillingRun.Status.RUNNING,
+            backend_pid=row[0] if row else None,
+            actor=actor if actor is not None and actor.pk else None,
+            started_at=started_at,
+            finished_at=started_at,
+            seconds=0,
+        )
+
+
+# Runs of this (operator, period) still marked running whose database session is gone (or is another,
+# newer session that reused the pid): they were killed before they could finish.
+_INTERRUPTED_SQL = """
+UPDATE billing_billingrun r SET status = 'interrupted'
+WHERE r.operator_id = %s AND r.period_month = %s AND r.status = 'running' AND r.id <> %s
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid AND a.backend_start <= r.started_at)
+RETURNING r.id
+"""
+
+
+def _interrupted_runs_close(operator: Operator, period_month: dt.date, own_run_id: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(_INTERRUPTED_SQL, [operator.pk, period_month, own_run_id])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
 def bill_generate_period(
     *,
     operator: Operator,
@@ -213,6 +254,30 @@ def bill_generate_period(
     period_month = period_month.replace(day=1)
     today = today or operator_today(operator)
     result = GenerationResult(period=period_month)
+    run = _run_record_open(operator, period_month, trigger, actor, started_at)
+    try:
+        _generate(operator, period_month, subscriber_ids, started_by, actor, today, run, result, started)
+    except BaseException:
+        if not connection.in_atomic_block:
+            # Failed, not killed: say so now rather than when the connection is gone.
+            BillingRun.objects.filter(pk=run.pk, status=BillingRun.Status.RUNNING).update(
+                status=BillingRun.Status.INTERRUPTED, finished_at=timezone.now()
+            )
+        raise
+    return result
+
+
+def _generate(
+    operator: Operator,
+    period_month: dt.date,
+    subscriber_ids: list[int] | None,
+    started_by: dt.date | None,
+    actor: User | None,
+    today: dt.date,
+    run: BillingRun,
+    result: GenerationResult,
+    started: float,
+) -> None:
     with transaction.atomic():
         if subscriber_ids is None:
             with connection.cursor() as cursor:
@@ -220,15 +285,9 @@ def bill_generate_period(
                     "SELECT pg_advisory_xact_lock(%s, %s)",
                     [RUN_LOCK_NAMESPACE, operator.pk * 10000 + period_month.year * 12 + period_month.month],
                 )
-        run = BillingRun.objects.create(
-            operator=operator,
-            period_month=period_month,
-            trigger=trigger,
-            actor=actor if actor is not None and actor.pk else None,
-            started_at=started_at,
-            finished_at=started_at,
-            seconds=0,
-        )
+        resumed = _interrupted_runs_close(operator, period_month, run.pk)
+        if resumed:
+            result.resumed_run_id = resumed[-1]
         planned = _plan(operator, period_month, subscriber_ids, result, started_by)
         inserted = _insert(operator, run.pk, planned, actor, today)
         inserted_keys = {(row[1], row[2]) for row in inserted}
@@ -245,6 +304,8 @@ def bill_generate_period(
         _consume_credit(inserted)
         result.seconds = time.monotonic() - started
         BillingRun.objects.filter(pk=run.pk).update(
+            status=BillingRun.Status.FINISHED,
+            resumed_id=result.resumed_run_id,
             created=result.created,
             backfilled=result.backfilled,
             skipped_existing=result.skipped_existing,
@@ -260,7 +321,6 @@ def bill_generate_period(
             from sonjog.notifications.services import bill_notices_defer
 
             bill_notices_defer(run_id=run.pk)
-    return result
 
 
 def _plan(
