@@ -81,6 +81,23 @@ def run_at_once(*callables: Any) -> list[Any]:
     return results
 
 
+def process_env(**extra: str) -> dict[str, str]:
+    """The environment of a real `sonjog` (or server) process that talks to this test database."""
+    import os
+
+    from django.db import connection
+
+    env = dict(os.environ)
+    name = connection.settings_dict["NAME"]
+    if env.get("DATABASE_URL"):
+        base, _slash, _old = env["DATABASE_URL"].rpartition("/")
+        env["DATABASE_URL"] = f"{base}/{name}"
+    else:
+        env["SONJOG_DATABASE_NAME"] = name
+    env.update(extra)
+    return env
+
+
 @pytest.fixture
 def operator(db: None) -> Operator:
     return make_operator(vat_rate=Decimal("0"))
@@ -184,3 +201,10 @@ def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> A
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture(autouse=True)
+def _private_outbound_allowed(settings: Any) -> None:
+    """The fake gateways listen on 127.0.0.1, which an installation refuses to send to by default
+    (sonjog.core.outbound); the tests of that refusal turn the setting off again."""
+    settings.SONJOG_ALLOW_PRIVATE_OUTBOUND = True

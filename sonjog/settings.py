@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -23,7 +25,7 @@ ALLOWED_HOSTS = [h.strip() for h in os.environ.get("SONJOG_ALLOWED_HOSTS", "127.
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("SONJOG_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "sonjog.core.admin_apps.SuperuserAdminConfig",  # django.contrib.admin, for superusers only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -31,6 +33,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "procrastinate.contrib.django",
     "sonjog.core",
     "sonjog.operators",
@@ -46,14 +52,23 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Idle expiry and user-agent binding end a session before anything below trusts it.
+    "sonjog.core.middleware.SessionGuardMiddleware",
+    "sonjog.core.middleware.PrivateResponseMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # A login that needs its second factor reaches nothing but the code, enrolment and sign-out pages.
+    "sonjog.console.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during the view into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "sonjog.urls"
@@ -97,6 +112,13 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("SONJOG_TES
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out (username, address) before any backend checks the password,
+# on every path that calls django.contrib.auth.authenticate with the request (console, admin, API, portal).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -113,6 +135,9 @@ USE_TZ = True
 SONJOG_CURRENCY = os.environ.get("SONJOG_CURRENCY", "BDT")
 # Seconds within which a second identical payment is refused unless confirmed (DESIGN section 4).
 SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS = int(os.environ.get("SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS", "30"))
+# Business dates (activation, payment, adjustment, package change, termination) may lie at most this
+# many days ahead; how far back is each operator's start of records (default two years).
+SONJOG_BUSINESS_DATE_HORIZON_DAYS = int(os.environ.get("SONJOG_BUSINESS_DATE_HORIZON_DAYS", "92"))
 
 # Encrypts router credentials at rest; keep it stable (changing it makes stored credentials unreadable).
 SONJOG_FIELD_KEY = os.environ.get("SONJOG_FIELD_KEY", SECRET_KEY)
@@ -137,6 +162,9 @@ SONJOG_RETENTION_BATCH_SIZE = int(os.environ.get("SONJOG_RETENTION_BATCH_SIZE", 
 
 # Public base URL of this installation; providers such as Twilio post delivery reports under it.
 SONJOG_PUBLIC_URL = os.environ.get("SONJOG_PUBLIC_URL", "")
+# Operators' gateway URLs may lead to loopback, private, link-local or reserved addresses only when
+# this is on (a gateway on the installation's own network; tests and the demo): sonjog.core.outbound.
+SONJOG_ALLOW_PRIVATE_OUTBOUND = _env_bool("SONJOG_ALLOW_PRIVATE_OUTBOUND")
 # Minutes before the 2nd, 3rd and 4th attempt of a message that failed temporarily.
 SONJOG_NOTIFY_RETRY_MINUTES = [int(m) for m in os.environ.get("SONJOG_NOTIFY_RETRY_MINUTES", "1,5,15").split(",")]
 EMAIL_HOST = os.environ.get("SONJOG_EMAIL_HOST", "localhost")
@@ -152,10 +180,59 @@ STORAGES = {
 
 LOGIN_URL = "console:login"
 
+# -- sign-in throttle (django-axes), shared by the console, the admin and anything else that signs in --
+AXES_FAILURE_LIMIT = int(os.environ.get("SONJOG_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("SONJOG_LOGIN_COOLOFF_MINUTES", "15")))
+# Failures count per (username, address): a wrong guess from one place does not lock the owner out elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Tries refused during a lockout do not restart it, so the retry time the page names holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "sonjog.core.client.client_address"
+AXES_LOCKOUT_CALLABLE = "sonjog.console.views.auth.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
+# The request header (request.META name, e.g. HTTP_X_FORWARDED_FOR) a trusted reverse proxy sets to the
+# client's address; empty: REMOTE_ADDR only, since any client can send X-Forwarded-For itself.
+SONJOG_TRUSTED_PROXY_HEADER = os.environ.get("SONJOG_TRUSTED_PROXY_HEADER", "").strip()
+
+# -- second factor (django-otp TOTP) --
+OTP_TOTP_ISSUER = os.environ.get("SONJOG_OTP_ISSUER", "Sonjog")
+# Staff roles (operators.StaffRole values, plus "superuser") that must use a TOTP code to sign in.
+# Installation-wide for now; a per-operator switch belongs on Operator once its migrations allow it.
+SONJOG_REQUIRE_2FA_ROLES = [
+    role.strip() for role in os.environ.get("SONJOG_REQUIRE_2FA_ROLES", "").split(",") if role.strip()
+]
+
+# -- sessions --
+SONJOG_SESSION_IDLE_HOURS = float(os.environ.get("SONJOG_SESSION_IDLE_HOURS", "12"))
+# The cookie and the stored session live as long as the idle limit; SessionGuardMiddleware moves both
+# forward as the login is used and ends a session that was idle longer, or that changed user agent.
+SESSION_COOKIE_AGE = int(SONJOG_SESSION_IDLE_HOURS * 3600)
+
 SESSION_COOKIE_SECURE = _env_bool("SONJOG_SECURE_COOKIES")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+
+# -- response headers --
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# HSTS only where the installation says it is served over HTTPS: a plain-HTTP LAN install must not
+# teach browsers to refuse it.
+SECURE_HSTS_SECONDS = int(os.environ.get("SONJOG_HSTS_SECONDS", "31536000")) if SESSION_COOKIE_SECURE else 0
+# No inline script or style anywhere (console behaviour lives in console/static/console/console.js,
+# htmx is configured not to inject its indicator <style>); the Django admin needs nothing more.
+# Images, fonts, htmx requests and the SSE stream fall back to default-src 'self'; so does object-src,
+# which keeps the browser's own PDF viewer working for invoices.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -62,3 +63,40 @@ def remaining_share(amount: Decimal, remaining_days: int, total_days: int) -> De
     if total_days <= 0 or remaining_days <= 0:
         return ZERO
     return round_money(amount * min(remaining_days, total_days) / total_days)
+
+
+def addon_period(period: Period, start: dt.date, end: dt.date | None) -> Period | None:
+    """The part of a billed period an add-on running over [start, end) covers (end None: still
+    running), with the period's nominal bounds so that it prorates against the whole month; None when
+    they do not overlap."""
+    covered_start = max(start, period.start)
+    covered_end = period.end if end is None else min(end, period.end)
+    if covered_start >= covered_end:
+        return None
+    return Period(period.month, period.nominal_start, period.nominal_end, covered_start, covered_end)
+
+
+def addon_amounts(
+    *,
+    monthly_price: Decimal,
+    period: Period,
+    start: dt.date,
+    end: dt.date | None,
+    vat: VatTerms | None,
+    prorate: bool = True,
+) -> BillAmounts | None:
+    """One add-on line of a billed period: the monthly price prorated by the days of the period it
+    covers, its VAT rounded once on the line. Over the whole billed period it is charged exactly as the
+    package is (`prorate` is the package's choice for this period: a first period billed in full bills
+    a whole-period add-on in full too); over part of it, by its own days. None when it does not overlap."""
+    covered = addon_period(period, start, end)
+    if covered is None:
+        return None
+    whole = covered.start == period.start and covered.end == period.end
+    return bill_amounts(
+        monthly_price=monthly_price,
+        monthly_discount=ZERO,
+        period=covered,
+        vat=vat,
+        prorate=prorate if whole else True,
+    )

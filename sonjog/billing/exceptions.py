@@ -43,3 +43,7 @@ class SubscriberNotActive(BillingError):
 
 class InvoicePaid(BillingError):
     """A paid invoice is voided only after its payment is reversed or moved to another open item."""
+
+
+class InvalidDate(BillingError):
+    """A business date outside the operator's window (start of records .. a short horizon ahead)."""

@@ -189,20 +189,26 @@ def overdue_ids(operator: Operator, today: dt.date, *, intent: str, only: list[i
 # to a billing period is a different figure (the statements' `paid`), named so wherever it is shown.
 
 
-def payments_received(operator_ids: list[int], start: dt.datetime, end: dt.datetime) -> QuerySet[Payment]:
-    """Payments received in [start, end), each annotated `reversed`, newest first."""
-    return (
-        Payment.objects.filter(operator_id__in=operator_ids, received_at__gte=start, received_at__lt=end)
-        .annotate(reversed=Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=EntryKind.REVERSAL)))
-        .order_by("-received_at", "-pk")
-    )
+def _reversed() -> Exists:
+    return Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=EntryKind.REVERSAL))
+
+
+def payments_received(
+    operator_ids: list[int], start: dt.datetime, end: dt.datetime, *, standing_only: bool = False
+) -> QuerySet[Payment]:
+    """Payments received in [start, end), each annotated `reversed`, newest first; with
+    `standing_only`, the reversed ones left out (what counts as collected)."""
+    rows = Payment.objects.filter(operator_id__in=operator_ids, received_at__gte=start, received_at__lt=end)
+    if standing_only:
+        rows = rows.filter(~_reversed())
+    return rows.annotate(reversed=_reversed()).order_by("-received_at", "-pk")
 
 
 def collected(
     operator_ids: list[int], start: dt.datetime, end: dt.datetime, *, collector_id: int | None = None
 ) -> Decimal:
     """Money received in [start, end), reversed payments left out."""
-    rows = payments_received(operator_ids, start, end).filter(reversed=False)
+    rows = payments_received(operator_ids, start, end, standing_only=True)
     if collector_id is not None:
         rows = rows.filter(collector_id=collector_id)
     total = rows.aggregate(total=Sum("amount"))["total"]

@@ -15,11 +15,14 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from sonjog.billing.models import AdjustmentReason, PaymentMethod
+from sonjog.billing.models import AdjustmentReason, LedgerEntry, Payment, PaymentMethod
 from sonjog.catalog.models import Package
 from sonjog.console.access import Scope
 from sonjog.console.models import BulkAction
-from sonjog.core.periods import parse_period
+from sonjog.core import bounds
+from sonjog.core.bounds import AmountField, DateField, IntegerField, TextField, URLField, column_field
+from sonjog.core.outbound import OutboundRefused, check_outbound_url
+from sonjog.core.periods import add_months, parse_period
 from sonjog.customers.exceptions import InvalidPhone
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
 from sonjog.customers.phone import normalize_phone
@@ -29,8 +32,10 @@ from sonjog.notifications.models import (
     Event,
     Language,
     MessageTemplate,
+    NotificationSettings,
     ProviderAccount,
     ProviderKind,
+    SmsCreditEntry,
 )
 from sonjog.notifications.providers import PROVIDERS
 from sonjog.notifications.rendering import VARIABLES, template_variables
@@ -38,8 +43,8 @@ from sonjog.operators.models import BillingCycle, BillingMode, Operator
 
 
 class LoginForm(forms.Form):
-    username = forms.CharField(label=_("Username"), max_length=150)
-    password = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput)
+    username = TextField(label=_("Username"), max_length=150)
+    password = forms.CharField(label=_("Password"), strip=False, max_length=4096, widget=forms.PasswordInput)
 
 
 class OperatorChoiceField(forms.ModelChoiceField):
@@ -64,7 +69,7 @@ def _operators_queryset(scope: Scope) -> Any:
 
 
 class SubscriberFilterForm(forms.Form):
-    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    q = TextField(label=_("Search"), required=False, max_length=bounds.QUERY_TEXT_MAX_LENGTH)
     zone = forms.ModelChoiceField(
         label=_("Zone"), queryset=Zone.objects.none(), required=False, empty_label=_("Any zone")
     )
@@ -82,8 +87,8 @@ class SubscriberFilterForm(forms.Form):
         required=False,
         choices=[("", _("Online or not")), ("yes", _("Online")), ("no", _("Offline"))],
     )
-    due_min = forms.DecimalField(label=_("Due from"), required=False, max_digits=14, decimal_places=2)
-    due_max = forms.DecimalField(label=_("Due up to"), required=False, max_digits=14, decimal_places=2)
+    due_min = AmountField(label=_("Due from"), required=False)
+    due_max = AmountField(label=_("Due up to"), required=False)
     joined = forms.ChoiceField(required=False, choices=[("", ""), ("month", _("Joined this month"))])
     left = forms.ChoiceField(required=False, choices=[("", ""), ("month", _("Left this month"))])
     network = forms.ChoiceField(
@@ -92,7 +97,7 @@ class SubscriberFilterForm(forms.Form):
     )
     expiring = forms.BooleanField(required=False)
     operator = OperatorChoiceField(label=_("Operator"), queryset=Operator.objects.none(), required=False)
-    sort = forms.CharField(required=False, max_length=30)
+    sort = TextField(required=False, max_length=30)
 
     def __init__(self, *args: Any, scope: Scope, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -112,21 +117,29 @@ class SubscriberFilterForm(forms.Form):
 
 class SubscriberCreateForm(forms.Form):
     operator = OperatorChoiceField(label=_("Operator"), queryset=Operator.objects.none())
-    name = forms.CharField(label=_("Name"), max_length=200)
-    phone = forms.CharField(label=_("Mobile number"), max_length=20, help_text=_("For example 01712345678"))
-    email = forms.EmailField(label=_("E-mail"), required=False)
-    address = forms.CharField(label=_("Address"), max_length=300, required=False)
-    national_id = forms.CharField(label=_("National ID"), max_length=30, required=False)
+    name = column_field(Subscriber, "name", label=_("Name"))
+    phone = column_field(Subscriber, "phone", label=_("Mobile number"), help_text=_("For example 01712345678"))
+    email = column_field(Subscriber, "email", label=_("E-mail"), required=False)
+    address = column_field(Subscriber, "address", label=_("Address"), required=False)
+    national_id = column_field(Subscriber, "national_id", label=_("National ID"), required=False)
     zone = forms.ModelChoiceField(label=_("Zone"), queryset=Zone.objects.none(), required=False)
     package = PackageChoiceField(label=_("Package"), queryset=Package.objects.none())
-    pppoe_username = forms.CharField(
-        label=_("PPPoE username"), max_length=64, required=False, help_text=_("Leave empty to use the customer ID")
+    pppoe_username = column_field(
+        Subscriber,
+        "pppoe_username",
+        label=_("PPPoE username"),
+        required=False,
+        help_text=_("Leave empty to use the customer ID"),
     )
-    pppoe_password = forms.CharField(
-        label=_("PPPoE password"), max_length=64, required=False, help_text=_("Leave empty to generate one")
+    pppoe_password = column_field(
+        Subscriber,
+        "pppoe_password",
+        label=_("PPPoE password"),
+        required=False,
+        help_text=_("Leave empty to generate one"),
     )
     activate = forms.BooleanField(label=_("Activate now (bills the first period)"), required=False, initial=True)
-    activation_date = forms.DateField(
+    activation_date = DateField(
         label=_("Activation date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     billing_mode = forms.ChoiceField(
@@ -135,9 +148,11 @@ class SubscriberCreateForm(forms.Form):
     billing_cycle = forms.ChoiceField(
         label=_("Billing cycle"), required=False, choices=[("", _("As the operator")), *BillingCycle.choices]
     )
-    billing_day = forms.IntegerField(label=_("Billing day"), required=False, min_value=1, max_value=31)
-    monthly_discount = forms.DecimalField(
-        label=_("Monthly discount"), required=False, min_value=Decimal("0"), max_digits=14, decimal_places=2
+    billing_day = column_field(
+        Subscriber, "billing_day", label=_("Billing day"), required=False, min_value=1, max_value=31
+    )
+    monthly_discount = column_field(
+        Subscriber, "monthly_discount", label=_("Monthly discount"), required=False, min_value=Decimal("0")
     )
     is_vip = forms.BooleanField(label=_("VIP (never suspended)"), required=False)
 
@@ -181,11 +196,11 @@ class SubscriberCreateForm(forms.Form):
 
 
 class ContactForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=200)
-    phone = forms.CharField(label=_("Mobile number"), max_length=20)
-    email = forms.EmailField(label=_("E-mail"), required=False)
-    address = forms.CharField(label=_("Address"), max_length=300, required=False)
-    national_id = forms.CharField(label=_("National ID"), max_length=30, required=False)
+    name = column_field(Subscriber, "name", label=_("Name"))
+    phone = column_field(Subscriber, "phone", label=_("Mobile number"))
+    email = column_field(Subscriber, "email", label=_("E-mail"), required=False)
+    address = column_field(Subscriber, "address", label=_("Address"), required=False)
+    national_id = column_field(Subscriber, "national_id", label=_("National ID"), required=False)
     zone = forms.ModelChoiceField(label=_("Zone"), queryset=Zone.objects.none(), required=False)
 
     def __init__(self, *args: Any, subscriber: Subscriber, **kwargs: Any) -> None:
@@ -202,7 +217,7 @@ class ContactForm(forms.Form):
 
 class ChangePackageForm(forms.Form):
     package = PackageChoiceField(label=_("New package"), queryset=Package.objects.none())
-    effective_date = forms.DateField(
+    effective_date = DateField(
         label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text=_("Today if empty")
     )
 
@@ -218,9 +233,9 @@ class ChangePackageForm(forms.Form):
 
 
 class PaymentForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    amount = AmountField(label=_("Amount"), min_value=Decimal("0.01"))
     method = forms.ChoiceField(label=_("Method"), choices=PaymentMethod.choices, initial=PaymentMethod.CASH)
-    reference = forms.CharField(label=_("Reference"), max_length=100, required=False)
+    reference = column_field(Payment, "reference", label=_("Reference"), required=False)
     confirm_duplicate = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
@@ -229,7 +244,7 @@ class AdjustmentForm(forms.Form):
         label=_("Type"),
         choices=[("credit", _("Credit (lowers what they owe)")), ("debit", _("Debit (raises what they owe)"))],
     )
-    amount = forms.DecimalField(label=_("Amount"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    amount = AmountField(label=_("Amount"), min_value=Decimal("0.01"))
     reason = forms.ChoiceField(
         label=_("Reason"),
         choices=[
@@ -237,8 +252,8 @@ class AdjustmentForm(forms.Form):
             (AdjustmentReason.OUTAGE, AdjustmentReason.OUTAGE.label),
         ],
     )
-    memo = forms.CharField(label=_("Note"), max_length=300)
-    effective_date = forms.DateField(
+    memo = column_field(LedgerEntry, "memo", label=_("Note"), required=True)
+    effective_date = DateField(
         label=_("Dated"), required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text=_("Today if empty")
     )
 
@@ -248,35 +263,45 @@ class AdjustmentForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(label=_("Reason"), max_length=300)
+    reason = TextField(label=_("Reason"), max_length=300)
 
 
 class IntentForm(forms.Form):
     intent = forms.ChoiceField(
         choices=[(ServiceIntent.SUSPENDED, _("Suspend")), (ServiceIntent.ACTIVE, _("Reactivate"))]
     )
-    reason = forms.CharField(label=_("Reason"), max_length=120, required=False)
+    reason = TextField(label=_("Reason"), max_length=120, required=False)
 
 
 class TerminateForm(forms.Form):
-    terminated_on = forms.DateField(
+    terminated_on = DateField(
         label=_("Last day of service"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("Today if empty"),
     )
-    reason = forms.CharField(label=_("Reason"), max_length=300)
+    reason = TextField(label=_("Reason"), max_length=300)
 
 
 class PeriodField(forms.CharField):
+    """A month written YYYY-MM whose every day is within the dates anything is billed for."""
+
     def to_python(self, value: Any) -> Any:
         text = super().to_python(value)
         if not text:
             return None
+        if bounds.text_problem(text) is not None or len(text) > 20:
+            raise ValidationError(_("Write the period as YYYY-MM, for example 2026-03."))
         try:
-            return parse_period(text)
+            period = parse_period(text)
         except ValueError:
             raise ValidationError(_("Write the period as YYYY-MM, for example 2026-03.")) from None
+        try:
+            bounds.check_date(period)
+            bounds.check_date(add_months(period, 1) - dt.timedelta(days=1))
+        except bounds.OutOfBounds:
+            raise ValidationError(_("That period is out of range.")) from None
+        return period
 
 
 class GenerateForm(forms.Form):
@@ -296,20 +321,14 @@ class GenerateForm(forms.Form):
         chosen = self.cleaned_data.get("operator")
         return [chosen.pk] if chosen is not None else self.scope.operator_ids
 
-    def clean_period(self) -> dt.date:
-        period: dt.date = self.cleaned_data["period"]
-        if period.year < 2000 or period.year > 2100:
-            raise ValidationError(_("That period is out of range."))
-        return period
-
 
 class PackageForm(forms.Form):
     operator = OperatorChoiceField(label=_("Operator"), queryset=Operator.objects.none())
-    name = forms.CharField(label=_("Name"), max_length=100)
-    price = forms.DecimalField(label=_("Monthly price"), min_value=Decimal("0"), max_digits=14, decimal_places=2)
-    download_kbps = forms.IntegerField(label=_("Download (kbps)"), min_value=1)
-    upload_kbps = forms.IntegerField(label=_("Upload (kbps)"), min_value=1)
-    router_profile = forms.CharField(label=_("Router profile"), max_length=64)
+    name = column_field(Package, "name", label=_("Name"))
+    price = column_field(Package, "price", label=_("Monthly price"), min_value=Decimal("0"))
+    download_kbps = column_field(Package, "download_kbps", label=_("Download (kbps)"), min_value=1)
+    upload_kbps = column_field(Package, "upload_kbps", label=_("Upload (kbps)"), min_value=1)
+    router_profile = column_field(Package, "router_profile", label=_("Router profile"))
     vat_applicable = forms.BooleanField(label=_("VAT applies"), required=False, initial=True)
     is_active = forms.BooleanField(label=_("On sale"), required=False, initial=True)
 
@@ -324,7 +343,7 @@ class PackageForm(forms.Form):
 
 class ZoneForm(forms.Form):
     operator = OperatorChoiceField(label=_("Operator"), queryset=Operator.objects.none())
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = column_field(Zone, "name", label=_("Name"))
     parent = forms.ModelChoiceField(
         label=_("Inside zone"), queryset=Zone.objects.none(), required=False, empty_label=_("(top level)")
     )
@@ -358,7 +377,7 @@ class BulkActionForm(forms.Form):
     subscribers = forms.ModelMultipleChoiceField(queryset=Subscriber.objects.none(), required=False)
     all_matching = forms.BooleanField(required=False)
     package = PackageChoiceField(label=_("Package"), queryset=Package.objects.none(), required=False)
-    message = forms.CharField(label=_("Message"), required=False, max_length=480, widget=forms.Textarea)
+    message = TextField(label=_("Message"), required=False, max_length=480, multiline=True, widget=forms.Textarea)
 
     def __init__(self, *args: Any, scope: Scope, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -378,7 +397,7 @@ class BulkActionForm(forms.Form):
 
 
 class DaySheetForm(forms.Form):
-    day = forms.DateField(label=_("Day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    day = DateField(label=_("Day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     collector = forms.ModelChoiceField(label=_("Collector"), queryset=Subscriber.objects.none(), required=False)
 
     def __init__(self, *args: Any, collectors: Any, **kwargs: Any) -> None:
@@ -418,9 +437,19 @@ def _checked_template_text(text: str) -> str:
     return text
 
 
+TEMPLATE_BODY_MAX_LENGTH = 2000
+
+
 class MessageTemplateForm(forms.Form):
-    subject = forms.CharField(label=_("Subject"), max_length=200, required=False)
-    body = forms.CharField(label=_("Text"), max_length=2000, widget=forms.Textarea(attrs={"rows": 6}))
+    subject = column_field(MessageTemplate, "subject", label=_("Subject"), required=False)
+    body = column_field(
+        MessageTemplate,
+        "body",
+        label=_("Text"),
+        max_length=TEMPLATE_BODY_MAX_LENGTH,
+        multiline=True,
+        widget=forms.Textarea(attrs={"rows": 6}),
+    )
     is_active = forms.BooleanField(
         label=_("Use this wording"),
         required=False,
@@ -458,21 +487,22 @@ class BulkSmsForm(forms.Form):
         label=_("Status"), required=False, choices=[("", _("Any status")), *ServiceIntent.choices]
     )
     owes = forms.BooleanField(label=_("Owes money"), required=False)
-    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    q = TextField(label=_("Search"), required=False, max_length=bounds.QUERY_TEXT_MAX_LENGTH)
     template = SmsTemplateChoiceField(
         label=_("SMS template"),
         queryset=MessageTemplate.objects.none(),
         required=False,
         empty_label=_("(write the text below)"),
     )
-    text = forms.CharField(
+    text = TextField(
         label=_("Message"),
         required=False,
         max_length=1000,
+        multiline=True,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("Variables such as {{ name }} and {{ amount_due }} take each subscriber's own values."),
     )
-    token = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    token = TextField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, operator: Operator, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -536,29 +566,37 @@ SMTP_OPTIONS = ("host", "port", "use_tls", "use_ssl")
 WHATSAPP_OPTIONS = ("template_name", "template_language")
 
 
+OPTIONS_JSON_MAX_LENGTH = 4000
+
+
 class ProviderAccountForm(forms.Form):
     """One provider account: the fields its kind needs. Secret fields never show what is stored; left
     empty when editing, the stored secret stays."""
 
-    name = forms.CharField(label=_("Name"), max_length=80)
-    sender_id = forms.CharField(label=_("Sender ID"), max_length=120, required=False)
-    username = forms.CharField(label=_("Username"), max_length=120, required=False)
-    base_url = forms.URLField(
+    name = column_field(ProviderAccount, "name", label=_("Name"))
+    sender_id = column_field(ProviderAccount, "sender_id", label=_("Sender ID"), required=False)
+    username = column_field(ProviderAccount, "username", label=_("Username"), required=False)
+    base_url = URLField(
         label=_("Base URL"),
         max_length=300,
         required=False,
-        assume_scheme="https",
         widget=forms.TextInput(attrs={"inputmode": "url"}),
     )
-    cost_per_segment = forms.DecimalField(
-        label=_("Cost per SMS segment"), min_value=Decimal("0"), max_digits=10, decimal_places=4, initial=Decimal("0")
+    cost_per_segment = column_field(
+        ProviderAccount,
+        "cost_per_segment",
+        label=_("Cost per SMS segment"),
+        min_value=Decimal("0"),
+        initial=Decimal("0"),
     )
     is_active = forms.BooleanField(
         label=_("Active (replaces the active account on this channel)"), required=False, initial=True
     )
-    options_json = forms.CharField(
+    options_json = TextField(
         label=_("Advanced options (JSON)"),
         required=False,
+        max_length=OPTIONS_JSON_MAX_LENGTH,
+        multiline=True,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_('For example {"path": "/api/send", "method": "GET"}; see the provider notes.'),
     )
@@ -608,7 +646,7 @@ class ProviderAccountForm(forms.Form):
         stored = editing.credentials if editing is not None else {}
         for key in PROVIDER_SECRETS[kind]:
             required = key in REQUIRED_SECRETS.get(kind, frozenset()) and not stored.get(key)
-            self.fields[f"secret_{key}"] = forms.CharField(
+            self.fields[f"secret_{key}"] = TextField(
                 label=SECRET_LABELS[key],
                 required=required,
                 max_length=500,
@@ -617,25 +655,23 @@ class ProviderAccountForm(forms.Form):
                 help_text=_("A value is stored; leave empty to keep it.") if stored.get(key) else "",
             )
         if kind == ProviderKind.SMTP:
-            self.fields["option_host"] = forms.CharField(
+            self.fields["option_host"] = TextField(
                 label=_("SMTP server"),
                 required=False,
                 max_length=200,
                 help_text=_("Leave empty to use the site's own mail server settings."),
             )
-            self.fields["option_port"] = forms.IntegerField(
-                label=_("Port"), required=False, min_value=1, max_value=65535
-            )
+            self.fields["option_port"] = IntegerField(label=_("Port"), required=False, min_value=1, max_value=65535)
             self.fields["option_use_tls"] = forms.BooleanField(label=_("STARTTLS"), required=False)
             self.fields["option_use_ssl"] = forms.BooleanField(label=_("SSL/TLS from the start"), required=False)
         if kind == ProviderKind.WHATSAPP_CLOUD:
-            self.fields["option_template_name"] = forms.CharField(
+            self.fields["option_template_name"] = TextField(
                 label=_("Approved template name"),
                 required=False,
                 max_length=120,
                 help_text=_("Messages go through this template with the text as its one parameter."),
             )
-            self.fields["option_template_language"] = forms.CharField(
+            self.fields["option_template_language"] = TextField(
                 label=_("Template language code"), required=False, max_length=12, initial="en"
             )
         self.order_fields(
@@ -673,17 +709,23 @@ class ProviderAccountForm(forms.Form):
             raise ValidationError(_("This operator already has an account with this name."))
         return name
 
+    def clean_base_url(self) -> str:
+        url: str = self.cleaned_data["base_url"]
+        if url:
+            try:
+                check_outbound_url(url)
+            except OutboundRefused as error:
+                raise ValidationError(str(error), code="outbound_refused") from None
+        return url
+
     def clean_options_json(self) -> dict[str, Any]:
         text = self.cleaned_data["options_json"].strip()
         if not text:
             return {}
         try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if not isinstance(value, dict):
-            raise ValidationError(_('Write the options as a JSON object, for example {"path": "/send"}.'))
-        return value
+            return bounds.parse_json_object(text, max_length=OPTIONS_JSON_MAX_LENGTH)
+        except bounds.OutOfBounds as error:
+            raise ValidationError(str(error), code="invalid_options") from None
 
     def options(self) -> dict[str, Any]:
         options: dict[str, Any] = dict(self.cleaned_data.get("options_json") or {})
@@ -721,14 +763,12 @@ class ProviderAccountForm(forms.Form):
 
 
 class SmsTopUpForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
-    note = forms.CharField(label=_("Note"), max_length=200, required=False, help_text=_("e.g. the invoice number"))
+    amount = AmountField(label=_("Amount"), min_value=Decimal("0.01"))
+    note = column_field(SmsCreditEntry, "note", label=_("Note"), required=False, help_text=_("e.g. the invoice number"))
 
 
 class SmsThresholdForm(forms.Form):
-    threshold = forms.DecimalField(
-        label=_("Alert when the credit falls below"), min_value=Decimal("0"), max_digits=14, decimal_places=2
-    )
+    threshold = AmountField(label=_("Alert when the credit falls below"), min_value=Decimal("0"))
 
 
 class NotificationSettingsForm(forms.Form):
@@ -757,17 +797,17 @@ class NotificationSettingsForm(forms.Form):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    portal_url = forms.URLField(
+    portal_url = URLField(
         label=_("Customer portal link"),
         max_length=300,
         required=False,
-        assume_scheme="https",
         widget=forms.TextInput(attrs={"inputmode": "url"}),
         help_text=_("Shown in messages as {{ portal_link }}."),
     )
-    payment_instructions = forms.CharField(
+    payment_instructions = column_field(
+        NotificationSettings,
+        "payment_instructions",
         label=_("How to pay"),
-        max_length=200,
         required=False,
         help_text=_(
             "Shown in messages as {{ how_to_pay }}, and in the suspension notice, "

@@ -1,5 +1,5 @@
-"""What the staff console keeps for itself: sign-in attempts, each login's console settings, and bulk
-actions with their progress. No business data lives here."""
+"""What the staff console keeps for itself: each login's console settings, and bulk actions with their
+progress. No business data lives here; failed sign-ins are counted by django-axes' own tables."""
 
 from __future__ import annotations
 
@@ -13,22 +13,6 @@ from django.utils.translation import gettext_lazy as _
 
 def new_session_epoch() -> str:
     return secrets.token_hex(16)
-
-
-class LoginAttempt(models.Model):
-    """One sign-in try. Failures per (username, address) inside a window throttle further tries; the
-    rows live in PostgreSQL so every web process sees the same count without a cache server."""
-
-    username = models.CharField(max_length=150)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    succeeded = models.BooleanField(default=False)
-    attempted_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [models.Index(fields=["username", "ip_address", "attempted_at"], name="loginattempt_lookup")]
-
-    def __str__(self) -> str:
-        return f"{self.username} {self.ip_address} {'ok' if self.succeeded else 'failed'}"
 
 
 class ConsoleProfile(models.Model):

@@ -7,31 +7,49 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from sonjog.automation.models import ReminderChannel, ReminderEvent
+from sonjog.automation.models import OperatorSchedule, ReminderChannel, ReminderEvent, ReminderRule
 from sonjog.catalog.models import Package
+from sonjog.core.bounds import column_field
 from sonjog.customers.models import Zone
 from sonjog.operators.models import Operator
 
 
 class OperatorScheduleForm(forms.Form):
-    generation_day = forms.IntegerField(
+    generation_day = column_field(
+        OperatorSchedule,
+        "generation_day",
         label=_("Generate bills from day"),
         min_value=1,
         max_value=31,
         required=False,
         help_text=_("Empty: as soon as each period starts. 31 means the last day of every month."),
     )
-    generation_hour = forms.IntegerField(
-        label=_("Generate bills from hour"), min_value=0, max_value=23, help_text=_("Local time, 0-23.")
+    generation_hour = column_field(
+        OperatorSchedule,
+        "generation_hour",
+        label=_("Generate bills from hour"),
+        required=True,
+        min_value=0,
+        max_value=23,
+        help_text=_("Local time, 0-23."),
     )
-    reminder_hour = forms.IntegerField(
-        label=_("Send reminders from hour"), min_value=0, max_value=23, help_text=_("Local time, 0-23.")
+    reminder_hour = column_field(
+        OperatorSchedule,
+        "reminder_hour",
+        label=_("Send reminders from hour"),
+        required=True,
+        min_value=0,
+        max_value=23,
+        help_text=_("Local time, 0-23."),
     )
 
 
 class ReminderRuleForm(forms.Form):
     event = forms.ChoiceField(label=_("Reminder"), choices=ReminderEvent.choices)
-    offset_days = forms.IntegerField(
+    offset_days = column_field(
+        ReminderRule,
+        "offset_days",
+        required=True,
         label=_("Days from the date"),
         min_value=-60,
         max_value=60,

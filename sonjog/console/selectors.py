@@ -291,7 +291,8 @@ def dashboard(scope: Scope, today: dt.date) -> Dashboard:
         online_by_zone=online_by_zone,
         top_zones_by_due=top_zones,
         collections_today=collections,
-        collected_today=collected(ids, *day_bounds(scope, today)),
+        # The same rows as billing's `collected` for today (received today, reversed ones left out).
+        collected_today=sum((row["total"] for row in collections), start=ZERO),
         failed_commands=failed,
         alerts=alerts,
         sms_alerts=sms_alerts,
@@ -350,8 +351,7 @@ def day_bounds(scope: Scope, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 def collections_by_collector(scope: Scope, day: dt.date) -> list[dict[str, Any]]:
     start, end = day_bounds(scope, day)
     rows = (
-        payments_received(scope.operator_ids, start, end)
-        .filter(reversed=False)
+        payments_received(scope.operator_ids, start, end, standing_only=True)
         .order_by()
         .values("collector_id", "collector__username", "collector__first_name", "collector__last_name")
         .annotate(total=Sum("amount"), count=Count("pk"))

@@ -13,10 +13,12 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from sonjog.catalog.models import Package
+from sonjog.console import twofactor
 from sonjog.console.exceptions import ConsoleError
-from sonjog.console.models import BulkAction, ClosedPeriodChange, ConsoleProfile, LoginAttempt, new_session_epoch
+from sonjog.console.models import BulkAction, ClosedPeriodChange, ConsoleProfile, new_session_epoch
 from sonjog.core.audit import audit
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
@@ -25,22 +27,70 @@ from sonjog.operators.models import Operator
 
 logger = logging.getLogger(__name__)
 
-LOGIN_FAILURE_LIMIT = 5
-LOGIN_WINDOW = dt.timedelta(minutes=15)
-
 
 # -- sign-in --------------------------------------------------------------------------------------
+# Failed sign-ins are counted by django-axes (settings AXES_*), for every path that authenticates.
 
 
-def login_attempt_record(*, username: str, ip_address: str | None, succeeded: bool) -> None:
-    LoginAttempt.objects.create(
-        username=username.strip().lower()[:150], ip_address=ip_address, succeeded=succeeded, attempted_at=timezone.now()
-    )
+def signin_log_prune(*, older_than_days: int = 30) -> int:
+    """Drop django-axes' record of successful sign-ins and sign-outs older than the given age; its
+    failure counters expire by themselves after the cool-off."""
+    from axes.handlers.proxy import AxesProxyHandler
+
+    return int(AxesProxyHandler.reset_logs(age_days=older_than_days))
 
 
-def login_attempts_prune(*, older_than: dt.timedelta = dt.timedelta(days=30)) -> int:
-    deleted, _ = LoginAttempt.objects.filter(attempted_at__lt=timezone.now() - older_than).delete()
-    return deleted
+def two_factor_enrol_start(*, user: User) -> TOTPDevice:
+    """The device being set up: the unconfirmed one from an earlier visit (its key may already be in
+    the authenticator app), or a new one with a fresh random key."""
+    if twofactor.confirmed_device(user) is not None:
+        raise ConsoleError("two-factor sign-in is already on for this login")
+    device = twofactor.pending_device(user)
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Sonjog console", confirmed=False)
+    return device
+
+
+def two_factor_confirm(*, user: User, code: str) -> TOTPDevice:
+    """Turn two-factor sign-in on once the authenticator app shows a code that matches the key."""
+    with transaction.atomic():
+        device = twofactor.pending_device(user)
+        if device is None:
+            raise ConsoleError("no two-factor set-up is in progress for this login")
+        if not device.verify_token(code.strip()):
+            raise ConsoleError("the code does not match")
+        TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
+        device.confirmed = True
+        TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+        _audit_login(user, "two_factor.enable")
+    return device
+
+
+def two_factor_check(*, user: User, code: str) -> TOTPDevice | None:
+    """The confirmed device that accepts this code, or None. A match is remembered by the device, so
+    the same code is never accepted twice; misses slow further tries (django-otp's throttle)."""
+    device = twofactor.confirmed_device(user)
+    if device is None:
+        return None
+    with transaction.atomic():
+        return device if device.verify_token(code.strip()) else None
+
+
+def two_factor_disable(*, user: User, code: str) -> None:
+    """Turn two-factor sign-in off: needs a current code, and is refused where the role requires it."""
+    if twofactor.is_required(user):
+        raise ConsoleError("this login's role requires two-factor sign-in")
+    if two_factor_check(user=user, code=code) is None:
+        raise ConsoleError("the code does not match")
+    TOTPDevice.objects.filter(user=user).delete()
+    _audit_login(user, "two_factor.disable")
+
+
+def _audit_login(user: User, action: str) -> None:
+    # The audit log is per operator; a superuser without a staff record has none to write into.
+    staff = getattr(user, "staff", None)
+    if staff is not None:
+        audit(operator=staff.operator, action=action, actor=user, login=user.get_username())
 
 
 def closed_period_changes_prune(*, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:
@@ -186,6 +236,7 @@ def package_update(*, package: Package, actor: User | None = None, **fields: Any
         changed = {key: value for key, value in fields.items() if getattr(locked, key) != value}
         if not changed:
             return locked
+        before = {key: getattr(locked, key) for key in changed}
         for key, value in changed.items():
             setattr(locked, key, value)
         locked.save(update_fields=list(changed))
@@ -195,6 +246,8 @@ def package_update(*, package: Package, actor: User | None = None, **fields: Any
             actor=actor,
             package=locked.pk,
             fields=", ".join(sorted(changed)),
+            before=before,
+            after=changed,
         )
     return locked
 

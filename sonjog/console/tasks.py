@@ -23,6 +23,6 @@ def run_bulk_action(action_id: int) -> dict[str, int]:
 @releases_connection
 @recorded("console.prune")
 def prune(timestamp: int | None = None) -> dict[str, int]:
-    from sonjog.console.services import closed_period_changes_prune, login_attempts_prune
+    from sonjog.console.services import closed_period_changes_prune, signin_log_prune
 
-    return {"login_attempts": login_attempts_prune(), "closed_period_changes": closed_period_changes_prune()}
+    return {"signin_log": signin_log_prune(), "closed_period_changes": closed_period_changes_prune()}

@@ -16,6 +16,8 @@ from sonjog.console.views import (
 app_name = "console"
 urlpatterns = [
     path("login/", auth.login_view, name="login"),
+    path("login/code/", auth.two_factor_verify_view, name="two_factor_verify"),
+    path("account/two-factor/", auth.two_factor_view, name="two_factor"),
     path("logout/", auth.logout_view, name="logout"),
     path("logout/everywhere/", auth.logout_everywhere_view, name="logout_everywhere"),
     path("language/", auth.language_view, name="language"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sonjog.core.models import AuditEvent
@@ -19,10 +20,23 @@ def audit(
     subscriber: Subscriber | None = None,
     **detail: Any,
 ) -> None:
+    """Record who did what. Detail values are stored as JSON: numbers, booleans and None as they are,
+    mappings and lists (a change's `before`/`after` values) as JSON objects and arrays, and anything
+    else (Decimal, dates, model rows) as its text."""
     AuditEvent.objects.create(
         operator=operator,
         actor=actor if actor is not None and actor.pk else None,
         action=action,
         subscriber=subscriber,
-        detail={k: str(v) if not isinstance(v, int | float | bool | type(None)) else v for k, v in detail.items()},
+        detail={key: _json_value(value) for key, value in detail.items()},
     )
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, int | float | bool | type(None)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return str(value)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import models
+
+from sonjog.core.bounds import parse_amount
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -16,16 +18,9 @@ def round_money(value: Decimal | int | str) -> Decimal:
 
 
 def parse_money(text: str) -> Decimal:
-    """Parse user input into money; raises ValueError with a message fit for the user."""
-    try:
-        value = Decimal(str(text).strip().replace(",", ""))
-    except InvalidOperation:
-        raise ValueError(f"'{text}' is not an amount of money") from None
-    if not value.is_finite():
-        raise ValueError(f"'{text}' is not an amount of money")
-    if value != value.quantize(CENT):
-        raise ValueError(f"'{text}' has more than two decimal places")
-    return value.quantize(CENT)
+    """Parse user input into money (plain notation, within NUMERIC(14,2)); raises ValueError with a
+    message fit for the user. The rules are sonjog.core.bounds.parse_amount's."""
+    return parse_amount(text)
 
 
 def format_money(value: Decimal, currency: str) -> str:

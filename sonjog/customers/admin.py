@@ -1,17 +1,17 @@
 from django.contrib import admin
 
-from sonjog.core.admin_base import ReadOnlyAdmin
+from sonjog.core.admin_base import AuditedAdmin, ReadOnlyAdmin
 from sonjog.customers.models import Pop, Subscriber, Zone
 
 
 @admin.register(Zone)
-class ZoneAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ZoneAdmin(AuditedAdmin):
     list_display = ["name", "parent", "operator"]
     list_filter = ["operator"]
 
 
 @admin.register(Pop)
-class PopAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PopAdmin(AuditedAdmin):
     list_display = ["name", "zone", "operator"]
 
 

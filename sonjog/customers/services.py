@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from sonjog.billing.calculation import remaining_share
 from sonjog.billing.exceptions import DiscountNotPermitted
@@ -30,7 +31,14 @@ from sonjog.core.money import ZERO, round_money
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
 from sonjog.customers.phone import normalize_phone
+from sonjog.operators.dates import business_date_problem
 from sonjog.operators.models import Operator
+
+
+def _date_check(operator: Operator, day: dt.date, what: str) -> None:
+    problem = business_date_problem(operator, day, operator_today(operator), what=what)
+    if problem:
+        raise SubscriberError(problem)
 
 
 def _can_grant_discount(actor: User | None) -> bool:
@@ -99,6 +107,8 @@ def subscriber_create(
         raise DiscountNotPermitted("you may not give discounts (permission customers.grant_discount)")
     if billing_day is not None and not 1 <= billing_day <= 31:
         raise SubscriberError("the billing day must be between 1 and 31")
+    if activate and activation_date is not None:
+        _date_check(operator, activation_date, _("activation"))
     phone = normalize_phone(phone, operator.phone_country)
     with transaction.atomic():
         customer_id = customer_id_next(operator)
@@ -139,6 +149,7 @@ def subscriber_create(
 def subscriber_activate(*, subscriber: Subscriber, activation_date: dt.date, actor: User | None = None) -> Subscriber:
     """Start service: set the activation date (which anchors an anniversary cycle), intend it active,
     and bill from activation up to the current period through the one generation service."""
+    _date_check(subscriber.operator, activation_date, _("activation"))
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
         if locked.service_intent == ServiceIntent.TERMINATED:
@@ -222,6 +233,7 @@ def subscriber_change_package(
         if package.pk == locked.package_id:
             raise SubscriberError(f"{locked.customer_id} is already on '{package}'")
         day = effective_date or operator_today(locked.operator)
+        _date_check(locked.operator, day, _("package change"))
         old_package = locked.package
         terms = subscriber_terms(locked)
         bill = (
@@ -291,6 +303,7 @@ def subscriber_terminate(
         if locked.service_intent == ServiceIntent.TERMINATED:
             raise SubscriberError(f"{locked.customer_id} is already terminated")
         day = terminated_on or operator_today(locked.operator)
+        _date_check(locked.operator, day, _("termination"))
         if locked.activation_date is None or day < locked.activation_date:
             locked.activation_date = locked.activation_date or day
             day = max(day, locked.activation_date)

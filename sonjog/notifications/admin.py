@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from sonjog.core.admin_base import ReadOnlyAdmin
+from sonjog.core.admin_base import AuditedAdmin, ReadOnlyAdmin
 from sonjog.notifications import services
 from sonjog.notifications.exceptions import InvalidTemplate
 from sonjog.notifications.models import (
@@ -82,12 +82,12 @@ class MessageTemplateForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(MessageTemplate)
-class MessageTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class MessageTemplateAdmin(AuditedAdmin):
     form = MessageTemplateForm
     list_display = ["operator", "event", "channel", "language", "is_active", "updated_at"]
     list_filter = ["event", "channel", "language", "is_active"]
 
-    def save_model(self, request: HttpRequest, obj: MessageTemplate, form: Any, change: bool) -> None:
+    def perform_save(self, request: HttpRequest, obj: MessageTemplate, form: Any, change: bool) -> None:
         saved = services.template_save(
             operator=obj.operator,
             event=obj.event,
@@ -102,10 +102,10 @@ class MessageTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(NotificationSettings)
-class NotificationSettingsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class NotificationSettingsAdmin(AuditedAdmin):
     list_display = ["operator", "quiet_hours_enabled", "quiet_start", "quiet_end", "default_language"]
 
-    def save_model(self, request: HttpRequest, obj: NotificationSettings, form: Any, change: bool) -> None:
+    def perform_save(self, request: HttpRequest, obj: NotificationSettings, form: Any, change: bool) -> None:
         saved = services.notification_settings_save(
             operator=obj.operator,
             quiet_hours_enabled=obj.quiet_hours_enabled,
@@ -122,11 +122,13 @@ class NotificationSettingsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(SubscriberPreference)
-class SubscriberPreferenceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SubscriberPreferenceAdmin(AuditedAdmin):
     list_display = ["subscriber", "language", "muted_channels"]
     raw_id_fields = ["subscriber"]
+    audit_operator_path = "subscriber.operator"
+    audit_subscriber_path = "subscriber"
 
-    def save_model(self, request: HttpRequest, obj: SubscriberPreference, form: Any, change: bool) -> None:
+    def perform_save(self, request: HttpRequest, obj: SubscriberPreference, form: Any, change: bool) -> None:
         saved = services.subscriber_preference_save(
             subscriber=obj.subscriber, language=obj.language, muted_channels=obj.muted_channels
         )

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.test.utils import override_settings
 
 from sonjog.automation.models import ReminderEvent
 from sonjog.automation.services import due_reminders_send, reminder_rule_create
@@ -116,6 +117,9 @@ def run_notifications_bench(
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     gateway = LoopbackGateway().start()
+    # The gateway listens on 127.0.0.1, which an installation refuses to send to by default.
+    loopback_allowed = override_settings(SONJOG_ALLOW_PRIVATE_OUTBOUND=True)
+    loopback_allowed.enable()
     try:
         for operator in operators:
             notification_settings_save(operator=operator, quiet_hours_enabled=False)
@@ -164,5 +168,6 @@ def run_notifications_bench(
         results["send_gateway_received"] = gateway.received
         progress("sending")
     finally:
+        loopback_allowed.disable()
         gateway.stop()
     return results

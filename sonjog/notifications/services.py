@@ -29,6 +29,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from sonjog.core.audit import audit
 from sonjog.core.money import ZERO, round_money
+from sonjog.core.outbound import OutboundRefused
 from sonjog.customers.exceptions import InvalidPhone
 from sonjog.customers.models import Subscriber
 from sonjog.customers.phone import normalize_phone
@@ -149,6 +150,7 @@ def provider_account_create(
 
 def provider_account_set_active(*, account: ProviderAccount, active: bool, actor: User | None = None) -> None:
     with transaction.atomic():
+        was_active = ProviderAccount.objects.filter(pk=account.pk).values_list("is_active", flat=True).first()
         if active:
             ProviderAccount.objects.filter(
                 operator_id=account.operator_id, channel=account.channel, is_active=True
@@ -161,6 +163,8 @@ def provider_account_set_active(*, account: ProviderAccount, active: bool, actor
             actor=actor,
             account=account.pk,
             active=active,
+            before={"is_active": was_active},
+            after={"is_active": active},
         )
 
 
@@ -187,14 +191,12 @@ def template_save(
         raise InvalidTemplate("the template body is empty")
     validate_template_text(body)
     validate_template_text(subject)
+    wording = {"body": body.strip(), "subject": subject.strip(), "is_active": is_active}
     with transaction.atomic():
-        template, _created = MessageTemplate.objects.update_or_create(
-            operator=operator,
-            event=event,
-            channel=channel,
-            language=language,
-            defaults={"body": body.strip(), "subject": subject.strip(), "is_active": is_active},
-        )
+        key: dict[str, Any] = {"operator": operator, "event": event, "channel": channel, "language": language}
+        previous = MessageTemplate.objects.select_for_update().filter(**key).values(*wording).first() or {}
+        template, _created = MessageTemplate.objects.update_or_create(**key, defaults=wording)
+        changed = [name for name, value in wording.items() if previous.get(name) != value]
         audit(
             operator=operator,
             action="notifications.template_save",
@@ -205,6 +207,8 @@ def template_save(
             language=language,
             active=is_active,
             body=template.body,
+            before={name: previous[name] for name in changed if name in previous},
+            after={name: wording[name] for name in changed},
         )
     return template
 
@@ -240,12 +244,16 @@ def notification_settings_save(
     }
     given = {k: v for k, v in changes.items() if v is not None}
     with transaction.atomic():
+        previous = NotificationSettings.objects.select_for_update().filter(operator=operator).values(*given).first()
         found, _created = NotificationSettings.objects.update_or_create(operator=operator, defaults=given)
+        changed = [name for name, value in given.items() if previous is None or previous[name] != value]
         audit(
             operator=operator,
             action="notifications.settings_save",
             actor=actor,
             changes="; ".join(f"{name}={value}" for name, value in sorted(given.items())),
+            before={name: previous[name] for name in changed} if previous is not None else {},
+            after={name: given[name] for name in changed},
         )
     return found
 
@@ -985,6 +993,10 @@ def message_send(message_id: int) -> str:
     )
     try:
         result = provider_for(message.account).send(outgoing)
+    except OutboundRefused as error:
+        # The gateway's address leads somewhere this installation does not send to (it may have been
+        # re-pointed since the account was saved): a configuration fault, not worth retrying.
+        result = SendResult.failed(FailureReason.CONFIGURATION, str(error))
     except Exception as error:
         # A bug in one provider must not leave the message claimed until the lease runs out.
         logger.exception("provider %s raised while sending message %s", message.provider, message.pk)
@@ -1115,6 +1127,9 @@ def provider_account_update(
     replaced = {key: value for key, value in (credentials or {}).items() if value}
     with transaction.atomic():
         locked = ProviderAccount.objects.select_for_update().select_related("operator").get(pk=account.pk)
+        # The secrets are never copied into the log: `secrets_replaced` names which ones changed.
+        settings_fields = ("name", "sender_id", "username", "base_url", "cost_per_segment", "options")
+        before = {field: getattr(locked, field) for field in settings_fields}
         locked.name = name.strip()
         locked.sender_id = sender_id
         locked.username = username
@@ -1138,11 +1153,14 @@ def provider_account_update(
                 )
         except IntegrityError as error:
             raise ProviderAccountError(f"an account named '{name.strip()}' already exists") from error
+        changed = [field for field in settings_fields if getattr(locked, field) != before[field]]
         audit(
             operator=locked.operator,
             action="notifications.account_update",
             actor=actor,
             account=locked.pk,
             secrets_replaced=",".join(sorted(replaced)),
+            before={field: before[field] for field in changed},
+            after={field: getattr(locked, field) for field in changed},
         )
     return locked

@@ -1,19 +1,26 @@
 from django.contrib import admin
 
+from sonjog.core.admin_base import AuditedAdmin
 from sonjog.operators.models import Operator, Staff
 
 
 @admin.register(Operator)
-class OperatorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class OperatorAdmin(AuditedAdmin):
     list_display = ["code", "name", "parent", "billing_mode", "billing_cycle", "currency", "is_active"]
-    readonly_fields = ["path", "customer_id_next"]
+    # A new parent would need the whole subtree's `path` rewritten, which no service does yet.
+    readonly_fields = ["parent", "path", "customer_id_next"]
+    audit_operator_path = ""  # the row is the operator
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         # New operators need their tree path: created with `operator_create`, not by a bare save.
         return False
 
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # Business rows and audit events point at an operator for good: deactivate it instead.
+        return False
+
 
 @admin.register(Staff)
-class StaffAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class StaffAdmin(AuditedAdmin):
     list_display = ["user", "operator", "role", "sees_subtree"]
     list_filter = ["role", "operator"]

@@ -55,6 +55,11 @@ class Operator(models.Model):
     )
     due_days = models.PositiveSmallIntegerField(_("days until due"), default=7)
     grace_days = models.PositiveSmallIntegerField(_("grace days before suspension"), default=3)
+    # Business dates (activation, payment received, adjustment, package change, termination) before this
+    # are refused; empty means two years before today. Set it back when loading older history.
+    records_start = models.DateField(_("start of records"), null=True, blank=True)
+    # The logins that handle money (owners, managers, billing clerks) must give a TOTP code at sign-in.
+    require_two_factor = models.BooleanField(_("require two-factor sign-in for money roles"), default=False)
     vat_rate = models.DecimalField(_("VAT rate %"), max_digits=5, decimal_places=2, default=Decimal("5.00"))
     vat_inclusive = models.BooleanField(_("prices include VAT"), default=True)
     prorate_first_period = models.BooleanField(_("prorate the first period"), default=True)

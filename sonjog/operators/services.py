@@ -97,6 +97,7 @@ def staff_create(
         raise OperatorError(f"unknown role '{role}'; choose one of {', '.join(StaffRole.values)}")
     if User.objects.filter(username=username).exists():
         raise OperatorError(f"the username '{username}' is taken")
-    user = User.objects.create_user(username=username, password=password, email=email, is_staff=True)
+    # Not is_staff: the Django admin is for the installation's superusers; staff work in the console.
+    user = User.objects.create_user(username=username, password=password, email=email)
     user.groups.add(role_group(role))
     return Staff.objects.create(user=user, operator=operator, role=role, sees_subtree=sees_subtree)

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from sonjog.billing.calculation import outage_credit
 from sonjog.billing.exceptions import (
@@ -18,6 +19,7 @@ from sonjog.billing.exceptions import (
     DuplicateGatewayTransaction,
     DuplicatePaymentSuspected,
     InvalidAmount,
+    InvalidDate,
     InvalidPaymentMethod,
     InvoiceAlreadyVoided,
     InvoicePaid,
@@ -44,6 +46,13 @@ from sonjog.billing.terms import operator_date_of, operator_today, subscriber_te
 from sonjog.core.audit import audit
 from sonjog.core.money import round_money
 from sonjog.customers.models import Subscriber
+from sonjog.operators.dates import business_date_problem
+
+
+def _date_check(subscriber: Subscriber, day: dt.date, what: str) -> None:
+    problem = business_date_problem(subscriber.operator, day, operator_today(subscriber.operator), what=what)
+    if problem:
+        raise InvalidDate(problem)
 
 
 def _actor(actor: User | None) -> User | None:
@@ -79,6 +88,7 @@ def payment_record(
     if method not in PaymentMethod.values:
         raise InvalidPaymentMethod(f"unknown payment method '{method}'; use one of {', '.join(PaymentMethod.values)}")
     received_at = received_at or timezone.now()
+    _date_check(subscriber, operator_date_of(subscriber.operator, received_at), _("payment received"))
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
         window = dt.timedelta(seconds=settings.SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS)
@@ -163,6 +173,8 @@ def adjustment_add(
         raise BillingError(f"unknown adjustment reason '{reason}'")
     if not memo.strip():
         raise BillingError("say why: an adjustment needs a note")
+    if effective_date is not None:
+        _date_check(subscriber, effective_date, _("adjustment"))
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
         return _adjustment_append(locked, amount, reason, memo, actor, effective_date)
@@ -286,6 +298,8 @@ def entry_reverse(
     an invoice is reversed by voiding the invoice, which issues the credit note."""
     if not reason.strip():
         raise BillingError("a reversal needs a reason")
+    if effective_date is not None:
+        _date_check(entry.subscriber, effective_date, _("reversal"))
     with transaction.atomic():
         subscriber_lock(entry.subscriber_id)
         entry = LedgerEntry.objects.select_related("bill").get(pk=entry.pk)

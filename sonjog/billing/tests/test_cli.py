@@ -3,7 +3,6 @@
 import datetime as dt
 import io
 import json
-import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -14,7 +13,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from sonjog.billing.models import LedgerEntry, Payment
-from sonjog.conftest import make_operator, make_package, make_subscriber
+from sonjog.conftest import make_operator, make_package, make_subscriber, process_env
 
 D = dt.date
 
@@ -154,24 +153,12 @@ def test_ledger_verify_passes_and_fails(customer):
     assert caught.value.returncode == 1 and "statements_match_ledger" in str(caught.value)
 
 
-def _cli_env():
-    """Environment for a real `sonjog` process that talks to the test database."""
-    env = dict(os.environ)
-    name = connection.settings_dict["NAME"]
-    if env.get("DATABASE_URL"):
-        base, _slash, _old = env["DATABASE_URL"].rpartition("/")
-        env["DATABASE_URL"] = f"{base}/{name}"
-    else:
-        env["SONJOG_DATABASE_NAME"] = name
-    return env
-
-
 @pytest.mark.django_db(transaction=True)
 def test_real_process_exit_codes_and_json():
     operator = make_operator(vat_rate=Decimal("0"))
     subscriber = make_subscriber(operator, make_package(operator, "700.00"), activation_date=None)
     sonjog = [sys.executable, "-m", "sonjog.cli"]
-    env = _cli_env()
+    env = process_env()
     bad = subprocess.run([*sonjog, "generate_bills", "--period", "2027-13"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].endswith("is not in the form YYYY-MM (for example 2026-03)")

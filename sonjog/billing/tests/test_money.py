@@ -11,6 +11,7 @@ from sonjog.billing.exceptions import (
     InvalidAmount,
     InvalidPaymentMethod,
     InvoiceAlreadyVoided,
+    InvoicePaid,
     NotReversible,
 )
 from sonjog.billing.models import Allocation, Bill, CreditNote, Invoice, LedgerEntry, Payment, Statement
@@ -210,14 +211,18 @@ def test_database_refuses_a_second_reversal_even_without_the_service(operator, p
 
 def test_invoice_void_issues_a_numbered_credit_note_and_releases_allocations(operator, package):
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 5, 1))
-    payment_record(subscriber=subscriber, amount=Decimal("1000.00"), method="cash")
+    payment = payment_record(subscriber=subscriber, amount=Decimal("1000.00"), method="cash")
     may = Bill.objects.get(subscriber=subscriber, period_month=D(2027, 5, 1))
+    # A paid invoice is not voided under its payment: the payment is reversed first.
+    with pytest.raises(InvoicePaid, match="reverse that payment first"):
+        invoice_void(invoice=Invoice.objects.get(bill=may), reason="billed in error")
+    entry_reverse(entry=LedgerEntry.objects.get(payment=payment, kind="payment"), reason="to void May")
     note = invoice_void(invoice=Invoice.objects.get(bill=may), reason="billed in error")
     assert (note.number, note.amount) == (1, Decimal("1000.00"))
     may.refresh_from_db()
     assert may.reversed_at is not None and allocated(may) == 0
     june = Bill.objects.get(subscriber=subscriber, period_month=D(2027, 6, 1))
-    assert allocated(june) == Decimal("1000.00")  # the payment moved to the next open bill
+    assert allocated(june) == 0
     with pytest.raises(InvoiceAlreadyVoided):
         invoice_void(invoice=Invoice.objects.get(bill=may), reason="twice")
     # Reversing a bill entry with an invoice goes through the credit note too.

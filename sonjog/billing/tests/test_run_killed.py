@@ -17,9 +17,8 @@ from sonjog.billing.models import Bill, BillingRun
 from sonjog.billing.services import bill_generate_period
 from sonjog.billing.services.generation import RUN_LOCK_NAMESPACE
 from sonjog.billing.terms import operator_today
-from sonjog.billing.tests.test_cli import _cli_env
 from sonjog.billing.verification import ledger_verify
-from sonjog.conftest import make_operator, make_package, make_subscriber
+from sonjog.conftest import make_operator, make_package, make_subscriber, process_env
 from sonjog.core.periods import add_months, month_start
 
 SONJOG = [sys.executable, "-m", "sonjog.cli"]
@@ -65,7 +64,7 @@ def test_a_killed_run_is_recorded_as_interrupted_and_the_next_one_resumes_it():
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RUN_LOCK_NAMESPACE, key])
             process = subprocess.Popen(
                 [*SONJOG, "generate_bills", "--period", f"{period:%Y-%m}", "--operator", operator.code],
-                env=_cli_env(),
+                env=process_env(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )

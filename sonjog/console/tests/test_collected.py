@@ -1,4 +1,4 @@
-""""Collected" is one figure: the dashboard card, the payments list it links to and the day sheets of
+""" "Collected" is one figure: the dashboard card, the payments list it links to and the day sheets of
 the same range add up to the same amount of money received."""
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sonjog.billing.models import LedgerEntry
+from sonjog.billing.selectors import overdue_ids
 from sonjog.billing.services import payment_record
 from sonjog.billing.terms import operator_today
 from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.console import selectors
 from sonjog.console.access import Scope
 from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.billing.selectors import overdue_ids
 from sonjog.network.models import NetworkAlert
 from sonjog.notifications.models import LowBalanceAlert
 from sonjog.operators.services import staff_create

@@ -3,7 +3,6 @@ open dashboard without a reload, by NOTIFY -> LISTEN -> Server-Sent Events from 
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,12 +11,11 @@ import urllib.request
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 from playwright.sync_api import expect
 
 from sonjog.billing.services import payment_record
-from sonjog.conftest import make_operator, make_package, make_subscriber
+from sonjog.conftest import make_operator, make_package, make_subscriber, process_env
 from sonjog.console.tests.conftest import screenshot
 from sonjog.customers.models import Zone
 from sonjog.operators.services import operator_create, staff_create
@@ -35,13 +33,7 @@ def _free_port() -> int:
 
 def _server_env() -> dict[str, str]:
     """The environment of a real server process talking to this test database."""
-    env = dict(os.environ)
-    name = connection.settings_dict["NAME"]
-    if env.get("DATABASE_URL"):
-        base, _slash, _old = env["DATABASE_URL"].rpartition("/")
-        env["DATABASE_URL"] = f"{base}/{name}"
-    else:
-        env["SONJOG_DATABASE_NAME"] = name
+    env = process_env()
     # Static files straight from the apps (no collectstatic in a test run).
     env["SONJOG_DEBUG"] = "true"
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

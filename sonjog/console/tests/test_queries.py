@@ -24,9 +24,11 @@ pytestmark = pytest.mark.django_db
 # (url name, args builder, query budget). Budgets include the session, user, permission and scope
 # lookups every console page makes (about six).
 PAGES = [
-    ("dashboard", None, 14),
+    # + 1 since "collected" is money received in the month (billing.selectors.collected), no longer
+    # the statements' allocated sums the subscriber pass already read.
+    ("dashboard", None, 15),
     ("dashboard_chart", None, 8),
-    ("dashboard_live", None, 14),
+    ("dashboard_live", None, 15),
     ("subscribers", None, 12),
     ("overdue", None, 9),
     ("payments", None, 10),
@@ -109,5 +111,5 @@ def test_dashboard_query_budget(tree, django_assert_max_num_queries):
     client = tree.login(tree.root.staff["owner"])
     for name in ("dashboard", "dashboard_live"):
         client.get(reverse(f"console:{name}"))
-        with django_assert_max_num_queries(14):
+        with django_assert_max_num_queries(15):
             assert client.get(reverse(f"console:{name}")).status_code == 200

@@ -12,12 +12,17 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
 from sonjog.billing.models import BillingRun
+from sonjog.billing.selectors import collected
 from sonjog.billing.services import GenerationResult, bill_generate_period
 from sonjog.console import charts, selectors
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.forms import GenerateForm, PeriodField
 from sonjog.console.views.common import page, page_of, today_for
+from sonjog.core.bounds import page_number, query_id
 from sonjog.core.periods import add_months, month_start
+
+# Pages of 50: more than any installation's overdue list, small enough for PostgreSQL's OFFSET.
+OVERDUE_PAGES_MAX = 10_000_000
 
 
 @console_view("billing.view_bill")
@@ -89,11 +94,15 @@ def run_view(request: HttpRequest, run_id: int) -> HttpResponse:
 @console_view("billing.view_bill")
 def overdue_view(request: HttpRequest) -> HttpResponse:
     scope = scope_of(request)
-    try:
-        number = max(1, int(request.GET.get("page", "1")))
-    except ValueError:
-        number = 1
-    rows, total = selectors.overdue_page(scope, today_for(scope), number)
+    today = today_for(scope)
+    number = page_number(request.GET.get("page"), OVERDUE_PAGES_MAX)
+    rows, total = selectors.overdue_page(scope, today, number)
+    if not rows and number > 1:
+        # Past the last page: the count comes only with a page that has rows; show the last one.
+        rows, total = selectors.overdue_page(scope, today, 1)
+        number = max(1, (total + 49) // 50)
+        if number > 1:
+            rows, total = selectors.overdue_page(scope, today, number)
     pages = max(1, (total + 49) // 50)
     return page(
         request,
@@ -137,9 +146,9 @@ def payments_view(request: HttpRequest) -> HttpResponse:
     end = selectors.day_bounds(scope, add_months(month, 1))[0]
     rows = selectors.payments_in(scope, start, end)
     collector: User | None = None
-    collector_id = request.GET.get("collector", "")
-    if collector_id.isdigit():
-        collector = selectors.collectors(scope).filter(pk=int(collector_id)).first()
+    collector_id = query_id(request.GET.get("collector"))
+    if collector_id is not None:
+        collector = selectors.collectors(scope).filter(pk=collector_id).first()
         rows = rows.filter(collector=collector)
     return page(
         request,
@@ -150,6 +159,7 @@ def payments_view(request: HttpRequest) -> HttpResponse:
             "previous": add_months(month, -1),
             "next": add_months(month, 1) if add_months(month, 1) <= today else None,
             "collector": collector,
+            "collected": collected(scope.operator_ids, start, end, collector_id=collector.pk if collector else None),
             "currency": scope.home.currency,
             "title": _("Payments"),
         },

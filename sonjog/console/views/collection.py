@@ -8,17 +8,23 @@ from sonjog.console import selectors
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.forms import DaySheetForm
 from sonjog.console.views.common import page, today_for
+from sonjog.core.bounds import OutOfBounds, query_text
 
 
 @console_view("billing.add_payment")
 def collect_view(request: HttpRequest) -> HttpResponse:
     scope = scope_of(request)
-    text = request.GET.get("q", "")
+    error = ""
+    try:
+        text = query_text(request.GET.get("q", ""))
+    except OutOfBounds as refused:
+        text, error = "", str(refused)
     found = selectors.subscriber_picker(scope, text)
-    context = {"q": text, "found": found, "currency": scope.home.currency}
+    context = {"q": text, "found": found, "error": error, "currency": scope.home.currency}
     if request.htmx:  # type: ignore[attr-defined]
+        # A live-search fragment: htmx swaps in only a 2xx answer, and this one carries the message.
         return page(request, "console/partials/collect_results.html", context)
-    return page(request, "console/collect.html", context)
+    return page(request, "console/collect.html", context, status=400 if error else 200)
 
 
 @console_view("billing.view_payment")

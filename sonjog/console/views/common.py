@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from sonjog.billing.terms import operator_today
 from sonjog.console.access import Scope, scope_of
+from sonjog.core.bounds import page_number
 
 PER_PAGE = 50
 
@@ -21,11 +22,12 @@ def today_for(scope: Scope) -> dt.date:
 
 
 def page_of(request: HttpRequest, rows: Any, per_page: int = PER_PAGE, count: int | None = None) -> Page:
+    """The page of `rows` that ?page= asks for, clamped to 1..the last page whatever it says."""
     paginator = Paginator(rows, per_page)
     if count is not None:
         # The caller already knows the total (or a cheaper way to get it).
         paginator.count = count  # type: ignore[misc]
-    return paginator.get_page(request.GET.get("page"))
+    return paginator.page(page_number(request.GET.get("page"), paginator.num_pages))
 
 
 def page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:

@@ -28,6 +28,7 @@ from sonjog.console import formatting
 from sonjog.console import selectors as console_selectors
 from sonjog.console.access import Scope, console_view, scope_of
 from sonjog.console.forms import (
+    TEMPLATE_BODY_MAX_LENGTH,
     BulkSmsForm,
     MessageTemplateForm,
     NotificationSettingsForm,
@@ -38,6 +39,7 @@ from sonjog.console.forms import (
     unknown_variables_message,
 )
 from sonjog.console.views.common import PER_PAGE, page, today_for
+from sonjog.core.bounds import QUERY_TEXT_MAX_LENGTH, OutOfBounds, check_text, query_id
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.notifications import selectors as notify
 from sonjog.notifications import services as notify_services
@@ -75,10 +77,10 @@ def _operator(request: HttpRequest) -> Operator:
     raw = request.POST.get("operator") or request.GET.get("operator") or ""
     if not raw:
         return scope.home
-    if raw.isdigit():
-        for operator in scope.operators:
-            if operator.pk == int(raw):
-                return operator
+    wanted = query_id(raw)
+    for operator in scope.operators:
+        if operator.pk == wanted:
+            return operator
     raise Http404("no such operator")
 
 
@@ -150,6 +152,17 @@ def _preview_subscriber(scope: Scope, operator: Operator, lookup: str) -> Subscr
     return rows.filter(console_selectors.subscriber_search_q(lookup)).order_by("customer_id").first()
 
 
+def _preview_input_problem(subject: str, body: str, lookup: str) -> str:
+    """Why the text typed into a preview cannot be previewed (the template form says the same on save)."""
+    try:
+        check_text(subject, max_length=MessageTemplate._meta.get_field("subject").max_length or 0)
+        check_text(body, max_length=TEMPLATE_BODY_MAX_LENGTH, multiline=True)
+        check_text(lookup.strip(), max_length=QUERY_TEXT_MAX_LENGTH)
+    except OutOfBounds as error:
+        return str(error)
+    return ""
+
+
 def _preview_context(
     request: HttpRequest,
     operator: Operator,
@@ -162,6 +175,9 @@ def _preview_context(
     lookup: str,
 ) -> dict[str, Any]:
     scope = scope_of(request)
+    refused = _preview_input_problem(subject, body, lookup)
+    if refused:
+        subject, body, lookup = "", "", ""
     subscriber = _preview_subscriber(scope, operator, lookup)
     context: dict[str, Any] = {
         "operator": operator,
@@ -175,7 +191,9 @@ def _preview_context(
     }
     subject, body = subject.replace("\r\n", "\n"), body.replace("\r\n", "\n")
     unknown = sorted(set(unknown_variables(subject)) | set(unknown_variables(body)))
-    if unknown:
+    if refused:
+        context["preview_error"] = refused
+    elif unknown:
         context["preview_error"] = unknown_variables_message(unknown)
     elif not body.strip():
         context["preview_error"] = _("Write the text to see how it reads.")
@@ -674,11 +692,12 @@ def _cursor(message: Message) -> str:
 
 
 def _parse_cursor(text: str) -> tuple[dt.datetime, int] | None:
-    micros, _dot, pk = text.partition(".")
-    if not (micros.isdigit() and pk.isdigit()):
+    micros_text, _dot, pk_text = text.partition(".")
+    micros, pk = query_id(micros_text), query_id(pk_text)
+    if micros is None or pk is None:
         return None
     try:
-        return EPOCH + dt.timedelta(microseconds=int(micros)), int(pk)
+        return EPOCH + dt.timedelta(microseconds=micros), pk
     except OverflowError:
         return None
 
@@ -691,14 +710,13 @@ def log_view(request: HttpRequest) -> HttpResponse:
     for name, value in list(chosen.items()):
         if value not in allowed[name]:
             chosen[name] = ""  # an unknown filter value is ignored, not an error page
-    bulk_id = request.GET.get("bulk", "")
-    if not bulk_id.isdigit():
-        bulk_id = ""
+    bulk = query_id(request.GET.get("bulk"))
+    bulk_id = str(bulk) if bulk is not None else ""
     before = _parse_cursor(request.GET.get("before", ""))
     shown, more = notify.message_log(
         scope.operator_ids,
         **chosen,
-        bulk_id=int(bulk_id) if bulk_id else None,
+        bulk_id=bulk,
         before=before,
         limit=PER_PAGE,
     )

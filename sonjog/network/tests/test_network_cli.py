@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import select
 import signal
 import socket
@@ -18,10 +17,9 @@ import librouteros
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from librouteros.exceptions import TrapError
 
-from sonjog.conftest import make_operator, make_subscriber
+from sonjog.conftest import make_operator, make_subscriber, process_env
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import Subscriber
 from sonjog.customers.services import subscriber_set_intent
@@ -54,18 +52,6 @@ def run_failing(*args, code):
     message = str(caught.value)
     assert message and "\n" not in message
     return out.getvalue(), message
-
-
-def _cli_env():
-    """Environment for a real `sonjog` process that talks to the test database."""
-    env = dict(os.environ)
-    name = connection.settings_dict["NAME"]
-    if env.get("DATABASE_URL"):
-        base, _slash, _old = env["DATABASE_URL"].rpartition("/")
-        env["DATABASE_URL"] = f"{base}/{name}"
-    else:
-        env["SONJOG_DATABASE_NAME"] = name
-    return env
 
 
 def closed_port():
@@ -131,7 +117,7 @@ def read_line(stream, timeout):
 def start_emulator_process(*args):
     process = subprocess.Popen(
         [*SONJOG, "routeros_emulator", "--port", "0", *args],
-        env=_cli_env(),
+        env=process_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -246,7 +232,7 @@ def test_router_test_as_a_real_process(emulator):
     )
     wrong.password = "nope"
     wrong.save()
-    env = _cli_env()
+    env = process_env()
     runs = {
         key: subprocess.Popen([*SONJOG, "router_test", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for key, args in {
@@ -566,7 +552,7 @@ def test_routeros_emulator_process_serves_persists_and_stops_on_sigterm(tmp_path
     state = tmp_path / "router.json"
     bad = subprocess.Popen(
         [*SONJOG, "routeros_emulator", "--port", "70000"],
-        env=_cli_env(),
+        env=process_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

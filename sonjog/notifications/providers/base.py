@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
+from sonjog.core.outbound import OutboundUnresolved, check_outbound_url
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -109,6 +111,16 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def _refuse_private_destination(request: httpx.Request) -> None:
+    """Before every request (a redirect's too): the gateway's host must still resolve to public
+    addresses only (sonjog.core.outbound); OutboundRefused otherwise. A name that does not resolve
+    now is a transport failure like any other, tried again later."""
+    try:
+        check_outbound_url(str(request.url))
+    except OutboundUnresolved as error:
+        raise httpx.ConnectError(str(error), request=request) from None
+
+
 class Provider:
     """One provider's wire format. Subclasses implement `send`; delivery reports default to a
     configurable id/status field pair (options report_id_field, report_status_field)."""
@@ -135,7 +147,10 @@ class Provider:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(
-            timeout=float(self.account.option("timeout", self.timeout_seconds)), verify=_tls_context(), **kwargs
+            timeout=float(self.account.option("timeout", self.timeout_seconds)),
+            verify=_tls_context(),
+            event_hooks={"request": [_refuse_private_destination]},
+            **kwargs,
         )
 
     def transport_failure(self, error: httpx.HTTPError) -> SendResult:

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from sonjog.automation.models import JobRun
 from sonjog.automation.services import job_run_now
-from sonjog.core.cli import to_json
+from sonjog.core.cli import SonjogCommand, to_json
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Back up the database now (pg_dump custom format into SONJOG_BACKUP_DIR), as the daily job does."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -2,26 +2,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from sonjog.automation.exceptions import UnknownJob
 from sonjog.automation.models import JobRun
 from sonjog.automation.selectors import jobs_overview
 from sonjog.automation.services import job_run_now
-from sonjog.core.cli import to_json, usage_error
+from sonjog.core.cli import SonjogCommand, column_arg, to_json, usage_error
 
 
 def _when(value: Any) -> str:
     return f"{timezone.localtime(value):%Y-%m-%d %H:%M}" if value is not None else "never"
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "List the scheduled jobs with their last and next runs, or run one now with --run NAME."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true")
-        parser.add_argument("--run", metavar="NAME", help="run this job now, in this process, and record it")
+        parser.add_argument(
+            "--run",
+            metavar="NAME",
+            type=column_arg(JobRun, "job_name"),
+            help="run this job now, in this process, and record it",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["run"]:

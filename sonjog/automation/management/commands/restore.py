@@ -2,19 +2,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from sonjog.automation.backup import database_restore
 from sonjog.automation.exceptions import BackupError, RestoreRefused
-from sonjog.core.cli import to_json, usage_error
+from sonjog.core.cli import SonjogCommand, text_arg, to_json, usage_error
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Restore a backup into a NEW database on the configured server (never over an existing one)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", help="a .dump file made by `sonjog backup`")
-        parser.add_argument("--database", required=True, help="name of the database to create and restore into")
+        parser.add_argument("file", type=text_arg(4096), help="a .dump file made by `sonjog backup`")
+        parser.add_argument(
+            "--database",
+            required=True,
+            type=text_arg(63),  # PostgreSQL's longest identifier
+            help="name of the database to create and restore into",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:

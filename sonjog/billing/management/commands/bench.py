@@ -2,36 +2,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from sonjog.billing.bench import run_bench
-from sonjog.core.cli import to_json, usage_error
+from sonjog.core.cli import SonjogCommand, int_arg, to_json, usage_error
 from sonjog.core.progress import Progress
 from sonjog.customers.models import Subscriber
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Seed a synthetic ISP into an EMPTY database and print the performance figures."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--subscribers", type=int, default=30000)
-        parser.add_argument("--months", type=int, default=36)
+        parser.add_argument("--subscribers", type=int_arg(100, 1_000_000), default=30000)
+        parser.add_argument("--months", type=int_arg(2, 120), default=36)
         parser.add_argument(
             "--network", action="store_true", help="also drain intent changes against an emulated router"
         )
-        parser.add_argument("--network-changes", type=int, default=10000)
-        parser.add_argument("--network-workers", type=int, default=2)
+        parser.add_argument("--network-changes", type=int_arg(1, 1_000_000), default=10000)
+        parser.add_argument("--network-workers", type=int_arg(1, 64), default=2)
         parser.add_argument(
-            "--send-sample", type=int, default=3000, help="reminders sent through the local gateway to time sending"
+            "--send-sample",
+            type=int_arg(1, 1_000_000),
+            default=3000,
+            help="reminders sent through the local gateway to time sending",
         )
-        parser.add_argument("--send-workers", type=int, default=4, help="worker slots sending them")
+        parser.add_argument("--send-workers", type=int_arg(1, 64), default=4, help="worker slots sending them")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["subscribers"] < 100 or options["months"] < 2:
-            raise usage_error("bench needs at least 100 subscribers and 2 months")
-        if options["send_sample"] < 1 or options["send_workers"] < 1:
-            raise usage_error("--send-sample and --send-workers must be at least 1")
         if Subscriber.objects.exists():
             raise usage_error(
                 "this database already holds subscribers; bench seeds its own data, so point it at an empty one "

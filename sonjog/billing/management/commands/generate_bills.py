@@ -1,27 +1,36 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from sonjog.billing.models import BillingRun
 from sonjog.billing.services import GenerationResult, bill_generate_period
-from sonjog.core.cli import to_json, usage_error
-from sonjog.core.periods import parse_period
+from sonjog.core.bounds import OutOfBounds, check_date
+from sonjog.core.cli import SonjogCommand, column_arg, text_arg, to_json, usage_error
+from sonjog.core.periods import add_months, parse_period
 from sonjog.operators.models import Operator
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Generate bills for one period (YYYY-MM) for every operator, or one with --operator."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--period", required=True, help="YYYY-MM")
-        parser.add_argument("--operator", help="operator code; all operators when omitted")
+        parser.add_argument("--period", required=True, help="YYYY-MM", type=text_arg(20))
+        parser.add_argument(
+            "--operator", help="operator code; all operators when omitted", type=column_arg(Operator, "code")
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             period = parse_period(options["period"])
+            # The whole period, its last day included, within the dates anything is billed for.
+            check_date(period)
+            check_date(add_months(period, 1) - dt.timedelta(days=1))
+        except OutOfBounds as error:
+            raise usage_error(f"period '{options['period']}': {error}") from None
         except ValueError as error:
             raise usage_error(str(error)) from None
         operators = Operator.objects.filter(is_active=True).order_by("pk")

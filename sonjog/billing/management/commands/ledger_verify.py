@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from sonjog.billing.verification import ledger_verify
-from sonjog.core.cli import to_json
+from sonjog.core.cli import SonjogCommand, to_json
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Check every ledger invariant over all data; exit 0 only when all hold."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -2,35 +2,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from sonjog.billing.exceptions import BillingError, DuplicatePaymentSuspected
-from sonjog.billing.models import PaymentMethod
+from sonjog.billing.models import Payment, PaymentMethod
 from sonjog.billing.selectors import subscriber_balance
 from sonjog.billing.services import payment_record
-from sonjog.core.cli import to_json, usage_error
-from sonjog.core.money import parse_money
+from sonjog.core.cli import SonjogCommand, amount_arg, column_arg, to_json, usage_error
 from sonjog.customers.models import Subscriber
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Record a payment for a subscriber; it settles the oldest open bills first."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--subscriber", required=True, help="customer ID")
-        parser.add_argument("--amount", required=True)
-        parser.add_argument("--method", required=True, help=", ".join(PaymentMethod.values))
-        parser.add_argument("--reference", default="")
+        parser.add_argument(
+            "--subscriber", required=True, help="customer ID", type=column_arg(Subscriber, "customer_id")
+        )
+        parser.add_argument("--amount", required=True, type=amount_arg())
+        parser.add_argument(
+            "--method", required=True, help=", ".join(PaymentMethod.values), type=column_arg(Payment, "method")
+        )
+        parser.add_argument("--reference", default="", type=column_arg(Payment, "reference"))
         parser.add_argument(
             "--confirm-duplicate", action="store_true", help="record even if identical to one just made"
         )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            amount = parse_money(options["amount"])
-        except ValueError as error:
-            raise usage_error(str(error)) from None
+        amount = options["amount"]
         if amount <= 0:
             raise usage_error(f"the amount must be more than zero (got {options['amount']})")
         if options["method"] not in PaymentMethod.values:

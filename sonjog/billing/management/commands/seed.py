@@ -3,29 +3,29 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from sonjog.billing.seed import seed_isp
-from sonjog.core.cli import to_json, usage_error
+from sonjog.core.cli import SonjogCommand, int_arg, to_json, usage_error
 from sonjog.core.progress import Progress
 from sonjog.operators.models import Operator
 
+# A synthetic ISP this size seeds in hours; anything larger is a typing slip.
+MAX_SUBSCRIBERS = 1_000_000
+MAX_MONTHS = 120
 
-class Command(BaseCommand):
+
+class Command(SonjogCommand):
     help = "Seed a synthetic ISP (root ISP, two resellers, packages, zones, subscribers, bills, payments)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--subscribers", type=int, required=True)
-        parser.add_argument("--months", type=int, required=True)
-        parser.add_argument("--random-seed", type=int, default=1)
+        parser.add_argument("--subscribers", type=int_arg(1, MAX_SUBSCRIBERS), required=True)
+        parser.add_argument("--months", type=int_arg(1, MAX_MONTHS), required=True)
+        parser.add_argument("--random-seed", type=int_arg(0, 2**63 - 1), default=1)
         parser.add_argument("--if-empty", action="store_true", help="do nothing (exit 0) when data exists")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["subscribers"] < 1 or options["months"] < 1:
-            raise usage_error("--subscribers and --months must be at least 1")
-        if options["months"] > 120:
-            raise usage_error("--months may be at most 120")
         if Operator.objects.filter(code="demo-isp").exists():
             if options["if_empty"]:
                 self.stdout.write("Demo data already present; nothing seeded.")

@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from sonjog.billing.selectors import subscriber_balance, subscriber_statement
-from sonjog.core.cli import to_json, usage_error
+from sonjog.core.cli import SonjogCommand, column_arg, to_json, usage_error
 from sonjog.customers.models import Subscriber
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Print a subscriber's statement: opening, billed, paid, adjusted and closing due per period."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("customer_id")
+        parser.add_argument("customer_id", type=column_arg(Subscriber, "customer_id"))
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -14,10 +14,28 @@
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
 
-  // Print buttons: <button data-print>.
+  // A form sent once only (a second click must not queue the same bulk send twice): <form data-submit-once>.
+  // Runs after the data-confirm check above, so a cancelled confirmation leaves the button usable.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-submit-once")) return;
+    form.querySelectorAll("button[type=submit]").forEach(function (button) { button.disabled = true; });
+  });
+
+  // Print buttons: <button data-print>. "Cancel" links that go back where the user came from: <a data-back>
+  // (the href is where they go when there is no history, or without script).
   document.addEventListener("click", function (event) {
     var target = event.target.closest && event.target.closest("[data-print]");
-    if (target) { event.preventDefault(); window.print(); }
+    if (target) { event.preventDefault(); window.print(); return; }
+    var back = event.target.closest && event.target.closest("a[data-back]");
+    if (back && window.history.length > 1) { event.preventDefault(); window.history.back(); }
+  });
+
+  // Choices that apply at once (the language, the operator switch): <select data-autosubmit>.
+  // No inline onchange="" handlers anywhere: the Content-Security-Policy forbids them.
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.hasAttribute && target.hasAttribute("data-autosubmit") && target.form) target.form.submit();
   });
 
   // "Select all on this page" for bulk actions, and a live count of the ticked rows.
@@ -52,6 +70,23 @@
       if (hidden) hidden.value = query;
     }
   });
+
+  // Text typed before the deferred scripts ran (a slow link, a quick typist) fired its input events
+  // before htmx listened, and htmx then took the typed text for the field's unchanged value. A live
+  // search form that also searches on "submit" is sent once more through htmx (a synthetic submit
+  // event never submits a form natively). Registered after htmx's own DOMContentLoaded handler, as
+  // this file loads after htmx, so htmx has processed the page by then.
+  function replayEarlyInput() {
+    document.querySelectorAll("form[hx-trigger]").forEach(function (form) {
+      if (!/\bsubmit\b/.test(form.getAttribute("hx-trigger"))) return;
+      var typed = Array.prototype.some.call(form.querySelectorAll("input[type=search], input[type=text]"), function (input) {
+        return input.value !== input.defaultValue;
+      });
+      if (typed) form.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
+    });
+  }
+  if (document.readyState === "complete") replayEarlyInput();
+  else document.addEventListener("DOMContentLoaded", replayEarlyInput);
 
   ready(function () {
     syncBulk();

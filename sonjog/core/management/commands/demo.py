@@ -6,24 +6,32 @@ import subprocess
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import transaction
+
+from sonjog.core.cli import SonjogCommand, host_arg, int_arg
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "sonjog-demo"
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Load the demo ISP when the database is empty, then serve the web UI and run the worker."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--host", default="127.0.0.1", type=host_arg())
+        parser.add_argument("--port", type=int_arg(1, 65535), default=8000)
         parser.add_argument("--no-serve", action="store_true", help="load data and the login, then exit")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The demo's SMS gateway listens on 127.0.0.1, which an installation refuses by default. Unless
+        # the variable says otherwise, allow it here and in the worker and web server started below.
+        if "SONJOG_ALLOW_PRIVATE_OUTBOUND" not in os.environ:
+            os.environ["SONJOG_ALLOW_PRIVATE_OUTBOUND"] = "true"
+            settings.SONJOG_ALLOW_PRIVATE_OUTBOUND = True
         from sonjog.operators.models import Operator, Staff, StaffRole
         from sonjog.operators.services import role_group
 

@@ -2,18 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
-from sonjog.core.cli import to_json
+from sonjog.core.cli import SonjogCommand, column_arg, to_json
 from sonjog.network.management.commands._routers import router_by_name
+from sonjog.network.models import Router
 from sonjog.network.reconcile import network_reconcile
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Read every router, record what it reports, and queue repairs for every disagreement."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--router")
+        parser.add_argument("--router", type=column_arg(Router, "name"))
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -2,21 +2,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
-from sonjog.core.cli import to_json, usage_error
+from sonjog.core.cli import SonjogCommand, column_arg, int_arg, to_json, usage_error
 from sonjog.network.exceptions import NetworkError
 from sonjog.network.models import OutboxCommand, OutboxStatus
 from sonjog.network.services import outbox_drain, outbox_retry
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "List router commands (the enforcement outbox); retry a failed one or drain what is due."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--status", choices=OutboxStatus.values)
-        parser.add_argument("--limit", type=int, default=100)
-        parser.add_argument("--retry", type=int, metavar="ID", help="retry one failed command")
+        parser.add_argument("--limit", type=int_arg(1, 100_000), default=100)
+        parser.add_argument(
+            "--retry", type=column_arg(OutboxCommand, "id"), metavar="ID", help="retry one failed command"
+        )
         parser.add_argument("--drain", action="store_true", help="execute every due command now")
         parser.add_argument("--json", action="store_true")
 

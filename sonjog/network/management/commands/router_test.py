@@ -2,18 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from sonjog.core.cli import to_json
+from sonjog.core.cli import SonjogCommand, column_arg, to_json
 from sonjog.network.management.commands._routers import router_by_name
+from sonjog.network.models import Router
 from sonjog.network.services import router_connection_test
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Test the connection to a router and say clearly what is wrong (refused, timeout, login, TLS)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("name")
+        parser.add_argument("name", type=column_arg(Router, "name"))
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -2,22 +2,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
-from sonjog.core.cli import usage_error
+from sonjog.core.cli import SonjogCommand, text_arg, usage_error
 from sonjog.network.routeros.emulator import run_emulator
 
 
-class Command(BaseCommand):
+class Command(SonjogCommand):
     help = "Run the RouterOS API emulator on 127.0.0.1 (for tests and the demo)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8728)
         parser.add_argument("--tls-port", type=int, default=None)
-        parser.add_argument("--user", default="admin")
-        parser.add_argument("--password", default="")
-        parser.add_argument("--state", default=None, help="JSON file that keeps the router's state across restarts")
-        parser.add_argument("--identity", default="emulated")
+        parser.add_argument("--user", default="admin", type=text_arg(64))
+        parser.add_argument("--password", default="", type=text_arg(128))
+        parser.add_argument(
+            "--state",
+            default=None,
+            type=text_arg(4096),
+            help="JSON file that keeps the router's state across restarts",
+        )
+        parser.add_argument("--identity", default="emulated", type=text_arg(64))
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name in ("port", "tls_port"):

@@ -3,16 +3,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from sonjog.core.cli import SonjogCommand, text_arg
 from sonjog.notifications.segments import GSM7, count_segments
 
+# As long as an SMS text gets anywhere in Sonjog (a template's text).
+MAX_TEXT_LENGTH = 2000
 
-class Command(BaseCommand):
+
+class Command(SonjogCommand):
     help = "Count the SMS segments a text costs: GSM-7 (160, or 153 per part) or UCS-2 (70, or 67 per part)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("text")
+        parser.add_argument("text", type=text_arg(MAX_TEXT_LENGTH, multiline=True))
         parser.add_argument("--json", action="store_true", help='print {"encoding", "units", "segments"}')
 
     def handle(self, *args: Any, **options: Any) -> None:

