@@ -30,12 +30,14 @@ test: install system-deps test-only
 
 test-only:
 	$(BIN)/sonjog makemigrations --check --dry-run -v0
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy sonjog
+	$(BIN)/lint-imports
 
 lock:
 	$(BIN)/uv pip compile --python-version 3.11 --generate-hashes --no-header --no-emit-index-url pyproject.toml -o requirements/base.txt
