@@ -6,6 +6,7 @@ history: loading older history means setting the operator's start of records fir
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.utils.formats import date_format
@@ -27,8 +28,24 @@ def business_date_window(operator: Operator, today: dt.date) -> tuple[dt.date, d
     return earliest, today + dt.timedelta(days=settings.SONJOG_BUSINESS_DATE_HORIZON_DAYS)
 
 
-def business_date_problem(operator: Operator, day: dt.date, today: dt.date, *, what: str) -> str | None:
-    """Why `day` is refused as the operator's `what` date, or None when it is accepted."""
+def business_date_problem(
+    operator: Operator, day: dt.date, today: dt.date, *, what: str, actor: Any = None
+) -> str | None:
+    """Why `day` is refused as the operator's `what` date, or None when it is accepted. A date in a
+    closed period (on or before `books_closed_through`) needs the actor's permission to backdate; the
+    system itself (no actor: jobs, the command line run by the installation's administrator) may."""
+    closed = operator.books_closed_through
+    acting = actor is not None and getattr(actor, "pk", None)
+    if closed is not None and day <= closed and acting and not actor.has_perm("operators.backdate_closed_period"):
+        return _(
+            "The books of %(operator)s are closed through %(closed)s; a %(what)s dated %(day)s needs "
+            "the permission to backdate into a closed period (ask an owner or a manager)."
+        ) % {
+            "operator": operator.name,
+            "closed": date_format(closed, "SHORT_DATE_FORMAT"),
+            "what": what,
+            "day": date_format(day, "SHORT_DATE_FORMAT"),
+        }
     earliest, latest = business_date_window(operator, today)
     if day < earliest:
         return _(

@@ -58,6 +58,13 @@ class Operator(models.Model):
     # Business dates (activation, payment received, adjustment, package change, termination) before this
     # are refused; empty means two years before today. Set it back when loading older history.
     records_start = models.DateField(_("start of records"), null=True, blank=True)
+    # Money dated on or before this day lies in a period whose books are closed: entering it needs the
+    # permission to backdate into a closed period (owners and managers have it).
+    books_closed_through = models.DateField(_("books closed through"), null=True, blank=True)
+    # What documents (invoices, receipts) print about the operator.
+    document_address = models.CharField(_("address on documents"), max_length=300, blank=True)
+    document_phone = models.CharField(_("phone on documents"), max_length=30, blank=True)
+    bin_number = models.CharField(_("VAT registration (BIN)"), max_length=20, blank=True)
     # The logins that handle money (owners, managers, billing clerks) must give a TOTP code at sign-in.
     require_two_factor = models.BooleanField(_("require two-factor sign-in for money roles"), default=False)
     vat_rate = models.DecimalField(_("VAT rate %"), max_digits=5, decimal_places=2, default=Decimal("5.00"))
@@ -69,6 +76,7 @@ class Operator(models.Model):
 
     class Meta:
         ordering = ["path"]
+        permissions = [("backdate_closed_period", "Can date money into a period whose books are closed")]
         constraints = [
             models.CheckConstraint(condition=Q(billing_day__gte=1, billing_day__lte=31), name="operator_billing_day"),
             models.CheckConstraint(condition=Q(vat_rate__gte=0, vat_rate__lt=100), name="operator_vat_rate"),

@@ -49,8 +49,9 @@ from sonjog.customers.models import Subscriber
 from sonjog.operators.dates import business_date_problem
 
 
-def _date_check(subscriber: Subscriber, day: dt.date, what: str) -> None:
-    problem = business_date_problem(subscriber.operator, day, operator_today(subscriber.operator), what=what)
+def _date_check(subscriber: Subscriber, day: dt.date, what: str, actor: User | None = None) -> None:
+    operator = subscriber.operator
+    problem = business_date_problem(operator, day, operator_today(operator), what=what, actor=actor)
     if problem:
         raise InvalidDate(problem)
 
@@ -88,7 +89,7 @@ def payment_record(
     if method not in PaymentMethod.values:
         raise InvalidPaymentMethod(f"unknown payment method '{method}'; use one of {', '.join(PaymentMethod.values)}")
     received_at = received_at or timezone.now()
-    _date_check(subscriber, operator_date_of(subscriber.operator, received_at), _("payment received"))
+    _date_check(subscriber, operator_date_of(subscriber.operator, received_at), _("payment"), actor or collector)
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
         window = dt.timedelta(seconds=settings.SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS)
@@ -174,7 +175,7 @@ def adjustment_add(
     if not memo.strip():
         raise BillingError("say why: an adjustment needs a note")
     if effective_date is not None:
-        _date_check(subscriber, effective_date, _("adjustment"))
+        _date_check(subscriber, effective_date, _("adjustment"), actor)
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
         return _adjustment_append(locked, amount, reason, memo, actor, effective_date)
@@ -299,7 +300,7 @@ def entry_reverse(
     if not reason.strip():
         raise BillingError("a reversal needs a reason")
     if effective_date is not None:
-        _date_check(entry.subscriber, effective_date, _("reversal"))
+        _date_check(entry.subscriber, effective_date, _("reversal"), actor)
     with transaction.atomic():
         subscriber_lock(entry.subscriber_id)
         entry = LedgerEntry.objects.select_related("bill").get(pk=entry.pk)

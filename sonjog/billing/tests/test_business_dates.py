@@ -79,3 +79,28 @@ def test_the_window_on_a_leap_day():
     operator = make_operator()
     earliest, latest = business_date_window(operator, operator_today(operator))
     assert earliest == dt.date(2026, 2, 28) and latest == dt.date(2028, 5, 31)
+
+
+def test_money_dated_into_closed_books_needs_the_permission_to_backdate():
+    from sonjog.operators.services import staff_create
+
+    operator = make_operator(vat_rate=Decimal("0"))
+    package = make_package(operator, "500.00", vat=False)
+    today = operator_today(operator)
+    subscriber = make_subscriber(operator, package, today - dt.timedelta(days=60))
+    operator.books_closed_through = today - dt.timedelta(days=10)
+    operator.save(update_fields=["books_closed_through"])
+    clerk = staff_create(operator=operator, username="closed-clerk", password="x-long-pass-1", role="billing_clerk")
+    owner = staff_create(operator=operator, username="closed-owner", password="x-long-pass-1", role="owner")
+    backdated = dt.datetime.combine(today - dt.timedelta(days=20), dt.time(11), tzinfo=DHAKA)
+    before = _counts()
+    with pytest.raises(InvalidDate, match="closed through"):
+        payment_record(
+            subscriber=subscriber, amount=Decimal("100.00"), method="cash", received_at=backdated, actor=clerk.user
+        )
+    assert _counts() == before
+    payment_record(
+        subscriber=subscriber, amount=Decimal("100.00"), method="cash", received_at=backdated, actor=owner.user
+    )
+    # Inside the open period a clerk needs nothing more.
+    payment_record(subscriber=subscriber, amount=Decimal("50.00"), method="cash", actor=clerk.user)
