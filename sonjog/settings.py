@@ -125,6 +125,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+# English dates day first, as in Bangladesh (sonjog/formats/en); Bangla uses Django's own formats.
+FORMAT_MODULE_PATH = ["sonjog.formats"]
 LANGUAGES = [("en", _("English")), ("bn", _("Bangla"))]
 LOCALE_PATHS = [BASE_DIR / "sonjog" / "locale"]
 TIME_ZONE = os.environ.get("SONJOG_TIME_ZONE", "Asia/Dhaka")
