@@ -1,7 +1,9 @@
 """Delivery-report webhooks: /hooks/notifications/<provider>/<account_id>/?token=...
 
 Providers cannot log in, so each account has its own shared token, given in the callback URL's query
-string or an X-Sonjog-Token header. Bad input answers 400 with JSON naming the field; a wrong token 403.
+string or an X-Sonjog-Token header. Bad input answers 400 with JSON naming the field. A wrong token
+answers exactly as an account that does not exist (404), so the hook never tells anyone without the
+token which account ids exist.
 """
 
 from __future__ import annotations
@@ -31,18 +33,17 @@ def delivery_report(request: HttpRequest, provider: str, account_id: int) -> Htt
     if provider not in PROVIDERS:
         return _error(404, "provider", f"unknown provider '{provider}'")
     account = ProviderAccount.objects.filter(pk=account_id, kind=provider).first()
-    if account is None:
-        return _error(404, "account_id", f"no {provider} account {account_id}")
+    unknown = _error(404, "account_id", f"no {provider} account {account_id} with that token")
     if provider == ProviderKind.WHATSAPP_CLOUD and request.GET.get("hub.mode") == "subscribe":
         # Meta's one-time check of the callback URL: echo the challenge if the verify token is ours.
-        if not _token_matches(request.GET.get("hub.verify_token", ""), account):
-            return _error(403, "hub.verify_token", "the verify token does not match")
+        if account is None or not _token_matches(request.GET.get("hub.verify_token", ""), account):
+            return unknown
         return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
     token = request.GET.get("token") or request.headers.get("X-Sonjog-Token", "")
     if not token:
         return _error(400, "token", "the token is missing (query parameter 'token' or header X-Sonjog-Token)")
-    if not _token_matches(token, account):
-        return _error(403, "token", "the token does not match this account")
+    if account is None or not _token_matches(token, account):
+        return unknown
     try:
         updates = provider_for(account).parse_delivery_report(request)
     except ReportError as error:
