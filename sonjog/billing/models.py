@@ -38,6 +38,7 @@ class AdjustmentReason(models.TextChoices):
     OUTAGE = "outage", _("Outage credit")
     PACKAGE_CHANGE = "package_change", _("Package change")
     TERMINATION = "termination", _("Termination (unused days)")
+    ADDON = "addon", _("Add-on")
 
 
 class PaymentMethod(models.TextChoices):
@@ -156,8 +157,13 @@ class Bill(models.Model):
 
 
 class BillLine(models.Model):
+    """One line of a bill; a bill's lines sum to its total. `amount` is the line's charge net of VAT
+    (negative for the discount), `vat` the VAT on it, rounded once per line; the one `vat` line carries
+    the bill's VAT, the sum of the lines' `vat`, so that amounts alone still add up to the total."""
+
     class Kind(models.TextChoices):
         PACKAGE = "package", _("Package")
+        ADDON = "addon", _("Add-on")
         CHARGE = "charge", _("Charge")
         DISCOUNT = "discount", _("Discount")
         VAT = "vat", _("VAT")
@@ -166,6 +172,31 @@ class BillLine(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     description = models.CharField(max_length=200)
     amount = MoneyField()
+    vat = MoneyField(default=Decimal("0.00"), db_default=Decimal("0.00"))
+    # The stretch of the add-on an `addon` line bills: what a deactivation credits and what one-off
+    # charges name. No index: nothing looks lines up by it except through their bill.
+    subscriber_addon = models.ForeignKey(
+        "customers.SubscriberAddOn",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="bill_lines",
+        db_index=False,
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(vat__gte=0), name="billline_vat_not_negative"),
+            models.CheckConstraint(
+                condition=Q(kind="addon", subscriber_addon__isnull=False)
+                | (~Q(kind="addon") & Q(subscriber_addon__isnull=True)),
+                name="billline_addon_names_its_stretch",
+            ),
+        ]
+        indexes = [
+            # Add-on revenue per period reads only add-on lines, however many package lines there are.
+            models.Index(fields=["bill"], condition=Q(kind="addon"), name="billline_addon"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.description}: {self.amount}"
@@ -367,3 +398,21 @@ class CreditNote(models.Model):
 
     def __str__(self) -> str:
         return f"CN-{self.year}-{self.number:06d}"
+
+
+class Receipt(models.Model):
+    """The money receipt of one payment, a fixed document: everything it states (amounts, what the
+    payment settled, the balance after it, the paid-up-to date, who collected it, the operator's name,
+    address, phone and BIN) is frozen in `content` when the payment is recorded. Its number is the
+    payment's; every showing after the first says "reprint"."""
+
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, primary_key=True, related_name="receipt")
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    issued_at = models.DateTimeField()
+    content = models.JSONField()
+    # Built on first showing for a payment recorded before receipts were kept: no balance-after.
+    reconstructed = models.BooleanField(default=False)
+    times_shown = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"MR-{self.payment_id}"

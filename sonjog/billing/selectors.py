@@ -213,3 +213,27 @@ def collected(
         rows = rows.filter(collector_id=collector_id)
     total = rows.aggregate(total=Sum("amount"))["total"]
     return total if total is not None else ZERO
+
+
+# --- Add-on revenue: what add-ons were billed for, apart from packages -----------------------------
+#
+# The add-on lines of effective bills (period bills and the one-off charges of add-ons started in a
+# period already billed), VAT included as in "generated", by the bill's period. Credits for add-ons
+# ended early are adjustments, counted where adjustments are. Driven by the partial index on add-on
+# lines, so it costs what the add-on lines cost, however many package lines there are.
+_ADDON_REVENUE_SQL = """
+SELECT b.period_month, sum(l.amount + l.vat)
+FROM billing_billline l
+JOIN billing_bill b ON b.id = l.bill_id
+WHERE l.kind = 'addon' AND b.reversed_at IS NULL AND b.operator_id = ANY(%(ids)s)
+  AND b.period_month >= %(since)s AND b.period_month <= %(until)s
+GROUP BY b.period_month
+"""
+
+
+def addon_revenue_by_period(operator_ids: list[int], since: dt.date, until: dt.date) -> dict[dt.date, Decimal]:
+    """Billed for add-ons per period label in [since, until] (both months included); periods without
+    any are absent."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ADDON_REVENUE_SQL, {"ids": list(operator_ids), "since": since, "until": until})
+        return dict(cursor.fetchall())

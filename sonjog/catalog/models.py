@@ -45,3 +45,50 @@ class Package(models.Model):
     def rate_limit(self) -> str:
         """MikroTik rate-limit string, upload/download as the router expects (rx/tx from its side)."""
         return f"{self.upload_kbps}k/{self.download_kbps}k"
+
+
+class AddOnEffect(models.TextChoices):
+    """What an add-on changes on the router or in RADIUS besides the bill."""
+
+    NONE = "none", _("None (billing only)")
+    ADDRESS_LIST = "address_list", _("Router address list")
+    STATIC_IP = "static_ip", _("Static IP address")
+
+
+class AddOn(models.Model):
+    """A value-added service sold by the month on top of a package (static IP, IPTV, gaming boost).
+
+    Each subscriber who has it gets a line of its own on every period bill it overlaps, prorated by the
+    days of the period it covers, with its own VAT; the package line is not touched. `is_active` is
+    "on sale": taking an add-on off sale stops new activations, subscribers who have it keep it until
+    it is deactivated on their profile (as with packages)."""
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="addons")
+    name = models.CharField(_("name"), max_length=100)
+    price = MoneyField(_("monthly price"))
+    vat_applicable = models.BooleanField(_("VAT applies"), default=True)
+    effect = models.CharField(_("router effect"), max_length=16, choices=AddOnEffect.choices, default=AddOnEffect.NONE)
+    effect_value = models.CharField(
+        _("effect value"),
+        max_length=64,
+        blank=True,
+        help_text=_("The address-list name on the router; for a static IP, the address pool (optional)"),
+    )
+    is_active = models.BooleanField(_("on sale"), default=True)
+
+    class Meta:
+        ordering = ["operator_id", "name"]
+        verbose_name = _("add-on")
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "name"], name="addon_unique_name_per_operator"),
+            # A free add-on is not a bill line; a price of zero is a typing slip.
+            models.CheckConstraint(condition=Q(price__gt=0), name="addon_price_positive"),
+            models.CheckConstraint(condition=Q(effect__in=AddOnEffect.values), name="addon_effect_known"),
+            models.CheckConstraint(
+                condition=~Q(effect=AddOnEffect.ADDRESS_LIST) | ~Q(effect_value=""),
+                name="addon_address_list_named",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

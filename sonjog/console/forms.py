@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from sonjog.billing.models import AdjustmentReason, LedgerEntry, Payment, PaymentMethod
-from sonjog.catalog.models import Package
+from sonjog.catalog.models import AddOn, AddOnEffect, Package
 from sonjog.console.access import Scope
 from sonjog.console.models import BulkAction
 from sonjog.core import bounds
@@ -24,7 +24,7 @@ from sonjog.core.bounds import AmountField, DateField, IntegerField, TextField, 
 from sonjog.core.outbound import OutboundRefused, check_outbound_url
 from sonjog.core.periods import add_months, parse_period
 from sonjog.customers.exceptions import InvalidPhone
-from sonjog.customers.models import ServiceIntent, Subscriber, Zone
+from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
 from sonjog.customers.phone import normalize_phone
 from sonjog.notifications.models import (
     KIND_CHANNEL,
@@ -339,6 +339,73 @@ class PackageForm(forms.Form):
         if editing or not scope.spans_many:
             self.fields["operator"].required = False
             self.fields["operator"].widget = forms.HiddenInput()
+
+
+class AddOnForm(forms.Form):
+    operator = OperatorChoiceField(label=_("Operator"), queryset=Operator.objects.none())
+    name = column_field(AddOn, "name", label=_("Name"))
+    price = column_field(AddOn, "price", label=_("Monthly price"), min_value=Decimal("0.01"))
+    vat_applicable = forms.BooleanField(label=_("VAT applies"), required=False, initial=True)
+    effect = forms.ChoiceField(label=_("Router effect"), choices=AddOnEffect.choices, initial=AddOnEffect.NONE)
+    effect_value = column_field(
+        AddOn,
+        "effect_value",
+        label=_("Address list or pool"),
+        required=False,
+        help_text=_("The address-list name on the router; for a static IP, the address pool (optional)."),
+    )
+    is_active = forms.BooleanField(label=_("On sale"), required=False, initial=True)
+
+    def __init__(self, *args: Any, scope: Scope, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _offer(self, "operator", _operators_queryset(scope))
+        self.fields["operator"].initial = scope.home.pk
+        if editing or not scope.spans_many:
+            self.fields["operator"].required = False
+            self.fields["operator"].widget = forms.HiddenInput()
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("effect") == AddOnEffect.ADDRESS_LIST and not (data.get("effect_value") or "").strip():
+            self.add_error("effect_value", _("Name the address list the router puts these subscribers on."))
+        return data
+
+
+class AddOnSaleForm(forms.Form):
+    on_sale = forms.TypedChoiceField(choices=[("1", _("On sale")), ("0", _("Off sale"))], coerce=lambda v: v == "1")
+
+
+class AddOnChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.price})"
+
+
+class AddOnActivateForm(forms.Form):
+    addon = AddOnChoiceField(label=_("Add-on"), queryset=AddOn.objects.none())
+    start_date = DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text=_("Today if empty")
+    )
+
+    def __init__(self, *args: Any, subscriber: Subscriber, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        running = SubscriberAddOn.objects.filter(subscriber=subscriber, end_date__isnull=True).values("addon_id")
+        _offer(
+            self,
+            "addon",
+            AddOn.objects.filter(operator_id=subscriber.operator_id, is_active=True)
+            .exclude(pk__in=running)
+            .order_by("name"),
+        )
+
+
+class AddOnDeactivateForm(forms.Form):
+    end_date = DateField(
+        label=_("Ends on"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("The first day without it; today if empty. Days already billed from then on are credited."),
+    )
 
 
 class ZoneForm(forms.Form):

@@ -15,7 +15,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
-from sonjog.billing.models import Invoice
+from sonjog.billing.models import BillLine, Invoice
 
 
 def _amount(value: Decimal, currency: str) -> str:
@@ -72,15 +72,29 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     page.rect(x, y - 2 * mm, width - 2 * x, 8 * mm, stroke=0, fill=1)
     page.setFillColor(colors.black)
     page.setFont("Helvetica-Bold", 10)
+    amount_right = width - x - 42 * mm
     page.drawString(x + 2 * mm, y, "Description")
-    page.drawRightString(width - x - 2 * mm, y, "Amount")
+    page.drawRightString(amount_right, y, "Amount")
+    page.drawRightString(width - x - 2 * mm, y, "VAT")
     page.setFont("Helvetica", 10)
+    # Every line with its own VAT; the bill's VAT line is their sum, drawn once under them.
     for bill_line in bill.lines.order_by("pk"):
+        if bill_line.kind == BillLine.Kind.VAT:
+            continue
+        if y < 40 * mm:
+            page.showPage()
+            page.setFont("Helvetica", 10)
+            y = height - 25 * mm
         y -= 7 * mm
         page.drawString(x + 2 * mm, y, _latin(bill_line.description))
-        page.drawRightString(width - x - 2 * mm, y, _amount(bill_line.amount, currency))
+        page.drawRightString(amount_right, y, _amount(bill_line.amount, currency))
+        page.drawRightString(width - x - 2 * mm, y, _amount(bill_line.vat, currency) if bill_line.vat else "-")
     y -= 4 * mm
     page.line(x, y, width - x, y)
+    if bill.vat:
+        y -= 7 * mm
+        page.drawString(x + 2 * mm, y, "VAT")
+        page.drawRightString(width - x - 2 * mm, y, _amount(bill.vat, currency))
     y -= 7 * mm
     page.setFont("Helvetica-Bold", 11)
     page.drawString(x + 2 * mm, y, "Total")

@@ -42,7 +42,7 @@ from sonjog.billing.models import (
 )
 from sonjog.billing.selectors import collected, dues_cte, payments_received
 from sonjog.billing.terms import terms_for
-from sonjog.catalog.models import Package
+from sonjog.catalog.models import AddOn, Package
 from sonjog.console.access import Scope
 from sonjog.console.models import BulkAction
 from sonjog.core.models import AuditEvent
@@ -783,4 +783,14 @@ def invoice_for(scope: Scope, invoice_id: int) -> Invoice:
     return scope.get_or_404(
         Invoice.objects.select_related("bill__subscriber__operator", "bill__subscriber__zone__parent", "bill__package"),
         pk=invoice_id,
+    )
+
+
+def addons(scope: Scope) -> QuerySet[AddOn]:
+    """The add-on catalogue in scope, each with how many subscribers have it running."""
+    return (
+        scope.filter(AddOn.objects.all())
+        .select_related("operator")
+        .annotate(subscriber_count=Count("subscriptions", filter=Q(subscriptions__end_date__isnull=True)))
+        .order_by("operator__path", "name")
     )

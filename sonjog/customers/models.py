@@ -156,3 +156,34 @@ class Subscriber(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.name}"
+
+
+class SubscriberAddOn(models.Model):
+    """One stretch of an add-on on a subscriber, half-open like every period: billed for
+    [start_date, end_date), `end_date` empty while it runs. Deactivating sets the end; activating again
+    later is a new row, so the history of what was billed when stays readable."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="addons")
+    addon = models.ForeignKey("catalog.AddOn", on_delete=models.PROTECT, related_name="subscriptions")
+    start_date = models.DateField(_("from"))
+    end_date = models.DateField(_("until (first day without it)"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subscriber_id", "start_date", "id"]
+        constraints = [
+            # One running stretch per subscriber and add-on: the guarantee behind "activate" even when
+            # two clerks press it at once.
+            models.UniqueConstraint(
+                fields=["subscriber", "addon"],
+                condition=Q(end_date__isnull=True),
+                name="subscriberaddon_one_open",
+            ),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gt=models.F("start_date")),
+                name="subscriberaddon_end_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} {self.addon_id} [{self.start_date}, {self.end_date or '…'})"

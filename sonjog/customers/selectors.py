@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+from dataclasses import dataclass
 
+from django.db.models import F, Q, QuerySet
+
+from sonjog.catalog.models import AddOnEffect
 from sonjog.core.scoping import OutOfScope, scoped
-from sonjog.customers.models import Subscriber
+from sonjog.customers.models import Subscriber, SubscriberAddOn
 from sonjog.operators.models import Operator
 
 
@@ -25,3 +29,36 @@ def subscriber_for(operator: Operator, *, customer_id: str | None = None, pk: in
     if found is None:
         raise OutOfScope("no such subscriber")
     return found
+
+
+def subscriber_addons(subscriber: Subscriber, limit: int = 20) -> list[SubscriberAddOn]:
+    """The subscriber's add-ons, running ones first, then the latest ended, with their catalogue rows."""
+    return list(
+        SubscriberAddOn.objects.filter(subscriber=subscriber)
+        .select_related("addon")
+        .order_by(F("end_date").desc(nulls_first=True), "-start_date", "-pk")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class AddOnEffectNow:
+    """What one running add-on asks of the router or RADIUS: `address_list` puts the subscriber's
+    address on the list named `value`; `static_ip` gives the subscriber its fixed address (from the
+    pool `value`, when one is named)."""
+
+    effect: str
+    value: str
+    addon_name: str
+
+
+def addon_effects(subscriber_id: int, day: dt.date) -> list[AddOnEffectNow]:
+    """The router effects of the add-ons running for a subscriber on `day`: the read side a router
+    driver or the RADIUS views derive their extra rows from. Billing-only add-ons are left out."""
+    rows = (
+        SubscriberAddOn.objects.filter(subscriber_id=subscriber_id, start_date__lte=day)
+        .filter(Q(end_date__isnull=True) | Q(end_date__gt=day))
+        .exclude(addon__effect=AddOnEffect.NONE)
+        .select_related("addon")
+        .order_by("addon__name")
+    )
+    return [AddOnEffectNow(row.addon.effect, row.addon.effect_value, row.addon.name) for row in rows]

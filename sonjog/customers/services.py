@@ -10,12 +10,13 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sonjog.billing.calculation import remaining_share
+from sonjog.billing.calculation import addon_amounts, remaining_share
 from sonjog.billing.exceptions import DiscountNotPermitted
-from sonjog.billing.models import AdjustmentReason, Bill, BillingRun, Invoice, LedgerEntry
+from sonjog.billing.models import AdjustmentReason, Bill, BillingRun, BillLine, Invoice, LedgerEntry
 from sonjog.billing.services import bill_generate_period
 from sonjog.billing.services.locks import subscriber_lock
 from sonjog.billing.services.money import (
@@ -25,18 +26,19 @@ from sonjog.billing.services.money import (
     bill_creditable,
 )
 from sonjog.billing.terms import operator_today, subscriber_terms
-from sonjog.catalog.models import Package
+from sonjog.catalog.models import AddOn, AddOnEffect, Package
 from sonjog.core.audit import audit
 from sonjog.core.money import ZERO, round_money
+from sonjog.core.periods import Period, nominal_period, subscriber_period
 from sonjog.customers.exceptions import SubscriberError
-from sonjog.customers.models import ServiceIntent, Subscriber, Zone
+from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
 from sonjog.customers.phone import normalize_phone
 from sonjog.operators.dates import business_date_problem
 from sonjog.operators.models import Operator
 
 
-def _date_check(operator: Operator, day: dt.date, what: str) -> None:
-    problem = business_date_problem(operator, day, operator_today(operator), what=what)
+def _date_check(operator: Operator, day: dt.date, what: str, actor: User | None = None) -> None:
+    problem = business_date_problem(operator, day, operator_today(operator), what=what, actor=actor)
     if problem:
         raise SubscriberError(problem)
 
@@ -108,7 +110,7 @@ def subscriber_create(
     if billing_day is not None and not 1 <= billing_day <= 31:
         raise SubscriberError("the billing day must be between 1 and 31")
     if activate and activation_date is not None:
-        _date_check(operator, activation_date, _("activation"))
+        _date_check(operator, activation_date, _("activation"), actor)
     phone = normalize_phone(phone, operator.phone_country)
     with transaction.atomic():
         customer_id = customer_id_next(operator)
@@ -149,7 +151,7 @@ def subscriber_create(
 def subscriber_activate(*, subscriber: Subscriber, activation_date: dt.date, actor: User | None = None) -> Subscriber:
     """Start service: set the activation date (which anchors an anniversary cycle), intend it active,
     and bill from activation up to the current period through the one generation service."""
-    _date_check(subscriber.operator, activation_date, _("activation"))
+    _date_check(subscriber.operator, activation_date, _("activation"), actor)
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
         if locked.service_intent == ServiceIntent.TERMINATED:
@@ -233,7 +235,7 @@ def subscriber_change_package(
         if package.pk == locked.package_id:
             raise SubscriberError(f"{locked.customer_id} is already on '{package}'")
         day = effective_date or operator_today(locked.operator)
-        _date_check(locked.operator, day, _("package change"))
+        _date_check(locked.operator, day, _("package change"), actor)
         old_package = locked.package
         terms = subscriber_terms(locked)
         bill = (
@@ -255,7 +257,9 @@ def subscriber_change_package(
             assert period is not None
             remaining = (bill.period_end - day).days
             billed_days = (bill.period_end - bill.period_start).days
-            credit = min(remaining_share(bill.total, remaining, billed_days), bill_creditable(bill))
+            # Only the package's part of the bill changes: its add-on lines run on as they are.
+            package_total = bill.total - _addon_lines_total(bill)
+            credit = min(remaining_share(package_total, remaining, billed_days), bill_creditable(bill))
             new_full = bill_amounts(
                 monthly_price=package.price,
                 monthly_discount=locked.monthly_discount,
@@ -303,7 +307,7 @@ def subscriber_terminate(
         if locked.service_intent == ServiceIntent.TERMINATED:
             raise SubscriberError(f"{locked.customer_id} is already terminated")
         day = terminated_on or operator_today(locked.operator)
-        _date_check(locked.operator, day, _("termination"))
+        _date_check(locked.operator, day, _("termination"), actor)
         if locked.activation_date is None or day < locked.activation_date:
             locked.activation_date = locked.activation_date or day
             day = max(day, locked.activation_date)
@@ -337,6 +341,10 @@ def subscriber_terminate(
                     day,
                     credits_bill=current,
                 )
+        # Add-ons running at the end stop with it (billing stops anyway; the profile must not say
+        # "running"). The unused days were credited with the bill above.
+        running = SubscriberAddOn.objects.filter(subscriber=locked, end_date__isnull=True, start_date__lt=day)
+        running.update(end_date=day)
         locked.terminated_on = day
         locked.service_intent = ServiceIntent.TERMINATED
         locked.service_intent_at = timezone.now()
@@ -351,3 +359,203 @@ def subscriber_terminate(
             reason=reason,
         )
     return locked
+
+
+# -- add-ons ----------------------------------------------------------------------------------------
+
+
+def _addon_lines_total(bill: Bill) -> Decimal:
+    """What a bill charges for add-ons, VAT included."""
+    total = BillLine.objects.filter(bill=bill, kind=BillLine.Kind.ADDON).aggregate(total=Sum(F("amount") + F("vat")))[
+        "total"
+    ]
+    return total if total is not None else ZERO
+
+
+def _addon_router_change(subscriber: Subscriber, addon: AddOn, what: str) -> None:
+    # An add-on that changes what the router holds reconciles the subscriber there, in this transaction.
+    if addon.effect != AddOnEffect.NONE:
+        _enqueue(subscriber, f"add-on {addon.name} {what}")
+
+
+def subscriber_addon_activate(
+    *,
+    subscriber: Subscriber,
+    addon: AddOn,
+    start_date: dt.date | None = None,
+    actor: User | None = None,
+) -> SubscriberAddOn:
+    """Start an add-on for a subscriber from `start_date` (today if empty). Periods not billed yet get
+    it as a line of their bill when they are generated. A period already billed that it starts in (or
+    before) is charged now, as a one-off charge of the add-on's prorated share of the rest of that
+    period, with VAT as its bill line would carry; the charge's line names the add-on."""
+    with transaction.atomic():
+        locked = subscriber_lock(subscriber.pk)
+        addon = AddOn.objects.get(pk=addon.pk)
+        if addon.operator_id != locked.operator_id:
+            raise SubscriberError(f"add-on '{addon}' belongs to another operator")
+        if not addon.is_active:
+            raise SubscriberError(f"'{addon}' is not on sale")
+        if locked.service_intent == ServiceIntent.TERMINATED:
+            raise SubscriberError(f"{locked.customer_id} is terminated")
+        day = start_date or operator_today(locked.operator)
+        _date_check(locked.operator, day, _("add-on start"), actor)
+        stretches = SubscriberAddOn.objects.filter(subscriber=locked, addon=addon)
+        if stretches.filter(end_date__isnull=True).exists():
+            raise SubscriberError(f"{locked.customer_id} already has '{addon}'")
+        last_end = stretches.aggregate(last=Max("end_date"))["last"]
+        if last_end is not None and day < last_end:
+            raise SubscriberError(
+                f"{locked.customer_id} had '{addon}' until {last_end:%Y-%m-%d}; start it on or after that day"
+            )
+        try:
+            with transaction.atomic():
+                stretch = SubscriberAddOn.objects.create(subscriber=locked, addon=addon, start_date=day)
+        except IntegrityError:
+            # The partial unique index: a concurrent activation of the same add-on won.
+            raise SubscriberError(f"{locked.customer_id} already has '{addon}'") from None
+        terms = subscriber_terms(locked)
+        vat = terms.vat_for(addon.vat_applicable)
+        charged = ZERO
+        billed = Bill.objects.filter(
+            subscriber=locked, reversed_at__isnull=True, kind=Bill.Kind.PERIOD, period_end__gt=day
+        ).order_by("period_month")
+        for bill in billed:
+            nominal_start, nominal_end = nominal_period(bill.period_month, terms.anchor_day)
+            period = Period(bill.period_month, nominal_start, nominal_end, bill.period_start, bill.period_end)
+            # As generation would have billed it: a whole period like the package, part of one by days.
+            amounts = addon_amounts(
+                monthly_price=addon.price, period=period, start=day, end=None, vat=vat, prorate=bill.is_prorated
+            )
+            if amounts is None or amounts.total <= 0:
+                continue
+            effective = max(day, bill.period_start)
+            note = (
+                f"{addon.name} {effective:%Y-%m-%d} to {bill.period_end:%Y-%m-%d} "
+                f"({(bill.period_end - effective).days} days; {bill.period_month:%Y-%m} was already billed)"
+            )
+            entry = _adjustment_append(locked, amounts.total, AdjustmentReason.ADDON, note, actor, effective)
+            # The charge's one line is the add-on's: what revenue counts and what ending it credits.
+            BillLine.objects.filter(bill=entry.bill).update(kind=BillLine.Kind.ADDON, subscriber_addon=stretch)
+            charged += amounts.total
+        _addon_router_change(locked, addon, "on")
+        audit(
+            operator=locked.operator,
+            action="subscriber.addon.activate",
+            actor=actor,
+            subscriber=locked,
+            addon=addon.name,
+            start=day,
+            charged=charged,
+        )
+    return stretch
+
+
+def _covered_by(line: BillLine, stretch: SubscriberAddOn, subscriber: Subscriber) -> tuple[dt.date, dt.date] | None:
+    """The days [start, end) an add-on line bills. A period bill's line covers its period from the
+    add-on's start; a one-off charge (the add-on started in a period already billed) covers the rest
+    of its period, which the subscriber's terms give from the charge's period label."""
+    bill = line.bill
+    if bill.kind == Bill.Kind.PERIOD:
+        return max(stretch.start_date, bill.period_start), bill.period_end
+    if subscriber.activation_date is None:
+        return None
+    period = subscriber_period(
+        bill.period_month, subscriber_terms(subscriber).anchor_day, subscriber.activation_date, subscriber.terminated_on
+    )
+    if period is None:
+        return None
+    return max(stretch.start_date, period.start), period.end
+
+
+def subscriber_addon_deactivate(
+    *,
+    subscriber: Subscriber,
+    addon: AddOn,
+    end_date: dt.date | None = None,
+    actor: User | None = None,
+) -> SubscriberAddOn | None:
+    """End a running add-on from `end_date` (the first day without it; today if empty). Every bill
+    that already charged it for days from then on (the current period's, any billed ahead, a one-off
+    charge) is credited for those days, the credit naming that bill and never more than is left to
+    credit on it. An add-on ended on or before its start never took effect: if nothing billed it, it
+    is withdrawn (None is returned)."""
+    with transaction.atomic():
+        locked = subscriber_lock(subscriber.pk)
+        if addon.operator_id != locked.operator_id:
+            raise SubscriberError(f"add-on '{addon}' belongs to another operator")
+        stretch = (
+            SubscriberAddOn.objects.select_for_update()
+            .filter(subscriber=locked, addon=addon, end_date__isnull=True)
+            .first()
+        )
+        if stretch is None:
+            raise SubscriberError(f"{locked.customer_id} does not have '{addon}'")
+        day = end_date or operator_today(locked.operator)
+        _date_check(locked.operator, day, _("add-on end"), actor)
+        lines = list(
+            BillLine.objects.filter(
+                bill__subscriber=locked,
+                bill__reversed_at__isnull=True,
+                kind=BillLine.Kind.ADDON,
+                subscriber_addon=stretch,
+            )
+            .select_related("bill")
+            .order_by("bill__period_month", "bill_id")
+        )
+        if day <= stretch.start_date:
+            # Reversed charges count too: their lines keep naming the stretch.
+            if BillLine.objects.filter(
+                bill__subscriber=locked, kind=BillLine.Kind.ADDON, subscriber_addon=stretch
+            ).exists():
+                raise SubscriberError(
+                    f"'{addon}' has been billed from {stretch.start_date:%Y-%m-%d}; end it after that day"
+                )
+            stretch.delete()
+            _addon_router_change(locked, addon, "withdrawn")
+            audit(
+                operator=locked.operator,
+                action="subscriber.addon.withdraw",
+                actor=actor,
+                subscriber=locked,
+                addon=addon.name,
+                start=stretch.start_date,
+            )
+            return None
+        credited = ZERO
+        for line in lines:
+            covered = _covered_by(line, stretch, locked)
+            if covered is None:
+                continue
+            covered_start, covered_end = covered
+            unused_from = max(day, covered_start)
+            unused_days = (covered_end - unused_from).days
+            if unused_days <= 0:
+                continue
+            share = remaining_share(line.amount + line.vat, unused_days, (covered_end - covered_start).days)
+            credit = min(share, bill_creditable(line.bill))
+            if credit <= 0:
+                continue
+            _adjustment_append(
+                locked,
+                -credit,
+                AdjustmentReason.ADDON,
+                f"{addon.name} ended {day:%Y-%m-%d}: {unused_days} unused days of {line.bill.period_month:%Y-%m}",
+                actor,
+                unused_from,
+                credits_bill=line.bill,
+            )
+            credited += credit
+        stretch.end_date = day
+        stretch.save(update_fields=["end_date"])
+        _addon_router_change(locked, addon, "off")
+        audit(
+            operator=locked.operator,
+            action="subscriber.addon.deactivate",
+            actor=actor,
+            subscriber=locked,
+            addon=addon.name,
+            end=day,
+            credited=credited,
+        )
+    return stretch

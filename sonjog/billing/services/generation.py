@@ -24,12 +24,12 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
-from sonjog.billing.calculation import bill_amounts
+from sonjog.billing.calculation import addon_amounts, addon_period, bill_amounts
 from sonjog.billing.models import BillingRun, DocumentSequence
 from sonjog.billing.services.projection import money_changed, statements_reproject
-from sonjog.billing.terms import operator_today, terms_for
+from sonjog.billing.terms import BillingTerms, operator_today, terms_for
 from sonjog.core.db import server_cursor
-from sonjog.core.periods import add_months, subscriber_period
+from sonjog.core.periods import Period, add_months, month_start, subscriber_period
 from sonjog.operators.models import Operator
 
 RUN_LOCK_NAMESPACE = zlib.crc32(b"sonjog.billing.run")
@@ -89,8 +89,23 @@ ORDER BY s.id
 FOR NO KEY UPDATE OF s
 """
 
+# Every candidate's add-ons that can overlap a period this run may bill, in one query whatever their
+# number. An operator without add-ons pays one probe that finds nothing.
+_ADDONS_SQL = """
+SELECT sa.subscriber_id, sa.id, sa.start_date, sa.end_date, a.name, a.price, a.vat_applicable
+FROM customers_subscriberaddon sa
+JOIN customers_subscriber s ON s.id = sa.subscriber_id
+JOIN catalog_addon a ON a.id = sa.addon_id
+WHERE s.operator_id = %(operator_id)s
+  AND (sa.end_date IS NULL OR sa.end_date > %(since)s) AND sa.start_date < %(until)s
+  AND (%(only_ids)s::bigint[] IS NULL OR sa.subscriber_id = ANY(%(only_ids)s::bigint[]))
+ORDER BY sa.subscriber_id, sa.start_date, sa.id
+"""
+
 # One statement writes a run's bills, their ledger entries, lines and invoices, and takes the
-# invoice numbers: the sequence row is locked until commit, so the numbers stay gapless.
+# invoice numbers: the sequence row is locked until commit, so the numbers stay gapless. Add-on lines
+# come in their own arrays and land on the bills actually inserted (matched on subscriber and period);
+# the package line is the bill's subtotal and VAT less its add-on lines'.
 _INSERT_RUN_SQL = """
 WITH new_bills AS (
     INSERT INTO billing_bill (operator_id, subscriber_id, package_id, run_id, period_month, period_start,
@@ -112,15 +127,28 @@ WITH new_bills AS (
     SELECT %(operator_id)s, b.subscriber_id, 'bill', 'billed', b.total, b.period_start, b.period_month, b.id,
         '', '', %(now)s, %(actor_id)s
     FROM new_bills b ORDER BY b.id
+), addon_rows AS (
+    SELECT * FROM unnest(%(addon_subscriber_id)s::bigint[], %(addon_period_month)s::date[],
+        %(addon_stretch_id)s::bigint[], %(addon_description)s::text[], %(addon_amount)s::numeric[],
+        %(addon_vat)s::numeric[])
+        AS a(subscriber_id, period_month, subscriber_addon_id, description, amount, vat)
+), addon_sums AS (
+    SELECT subscriber_id, period_month, sum(amount) AS amount, sum(vat) AS vat
+    FROM addon_rows GROUP BY subscriber_id, period_month
 ), lines AS (
-    INSERT INTO billing_billline (bill_id, kind, description, amount)
+    INSERT INTO billing_billline (bill_id, kind, description, amount, vat, subscriber_addon_id)
     SELECT b.id, 'package', pk.name || CASE WHEN b.is_prorated
-            THEN ' (' || (b.period_end - b.period_start) || ' days)' ELSE '' END, b.subtotal
+            THEN ' (' || (b.period_end - b.period_start) || ' days)' ELSE '' END,
+        b.subtotal - COALESCE(s.amount, 0), b.vat - COALESCE(s.vat, 0), NULL::bigint
     FROM new_bills b JOIN catalog_package pk ON pk.id = b.package_id
+    LEFT JOIN addon_sums s ON s.subscriber_id = b.subscriber_id AND s.period_month = b.period_month
     UNION ALL
-    SELECT b.id, 'discount', 'Discount', -b.discount FROM new_bills b WHERE b.discount > 0
+    SELECT b.id, 'addon', a.description, a.amount, a.vat, a.subscriber_addon_id
+    FROM new_bills b JOIN addon_rows a ON a.subscriber_id = b.subscriber_id AND a.period_month = b.period_month
     UNION ALL
-    SELECT b.id, 'vat', 'VAT', b.vat FROM new_bills b WHERE b.vat > 0
+    SELECT b.id, 'discount', 'Discount', -b.discount, 0, NULL FROM new_bills b WHERE b.discount > 0
+    UNION ALL
+    SELECT b.id, 'vat', 'VAT', b.vat, 0, NULL FROM new_bills b WHERE b.vat > 0
 ), counted AS (
     SELECT count(*) AS n FROM new_bills
 ), reserved AS (
@@ -180,6 +208,26 @@ def document_numbers_reserve(*, operator_id: int, kind: str, year: int, count: i
     return int(row[0]) - count + 1
 
 
+@dataclass(frozen=True, slots=True)
+class _PlannedAddOnLine:
+    subscriber_addon_id: int
+    description: str
+    amount: Decimal
+    vat: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class _AddOnStretch:
+    """A subscriber's add-on over [start, end) with what it costs, as read for one run."""
+
+    id: int
+    start: dt.date
+    end: dt.date | None
+    name: str
+    price: Decimal
+    vat_applicable: bool
+
+
 @dataclass(slots=True)
 class _PlannedBill:
     subscriber_id: int
@@ -194,6 +242,7 @@ class _PlannedBill:
     total: Decimal
     is_prorated: bool
     is_target: bool
+    addon_lines: tuple[_PlannedAddOnLine, ...] = ()
 
 
 def _run_record_open(
@@ -343,6 +392,7 @@ def _plan(
             },
         )
         rows = cursor.fetchall()
+    addons = _addons_of_candidates(operator, period_month, only_ids, rows)
     terms_cache: dict[tuple[Any, ...], Any] = {}
     amounts_cache: dict[tuple[Any, ...], Any] = {}
     planned: list[_PlannedBill] = []
@@ -402,25 +452,84 @@ def _plan(
                         monthly_price=price, monthly_discount=discount, period=period, vat=vat, prorate=prorate
                     )
                     amounts_cache[amounts_key] = amounts
-                planned.append(
-                    _PlannedBill(
-                        subscriber_id=subscriber_id,
-                        package_id=package_id,
-                        period_month=month,
-                        period_start=period.start,
-                        period_end=period.end,
-                        due_date=period.start + dt.timedelta(days=terms.due_days),
-                        subtotal=amounts.subtotal,
-                        discount=amounts.discount,
-                        vat=amounts.vat,
-                        total=amounts.total,
-                        is_prorated=prorate and period.is_prorated,
-                        is_target=month == period_month,
-                    )
+                bill = _PlannedBill(
+                    subscriber_id=subscriber_id,
+                    package_id=package_id,
+                    period_month=month,
+                    period_start=period.start,
+                    period_end=period.end,
+                    due_date=period.start + dt.timedelta(days=terms.due_days),
+                    subtotal=amounts.subtotal,
+                    discount=amounts.discount,
+                    vat=amounts.vat,
+                    total=amounts.total,
+                    is_prorated=prorate and period.is_prorated,
+                    is_target=month == period_month,
                 )
+                stretches = addons.get(subscriber_id)
+                if stretches:
+                    _addon_lines_add(bill, stretches, period, terms, prorate)
+                planned.append(bill)
         except (ValueError, ArithmeticError) as error:
             result.errors.append({"subscriber": customer_id, "error": str(error)})
     return planned
+
+
+def _addons_of_candidates(
+    operator: Operator, period_month: dt.date, only_ids: list[int] | None, candidates: list[tuple[Any, ...]]
+) -> dict[int, list[_AddOnStretch]]:
+    """The add-on stretches of every candidate that may overlap a period this run bills, by subscriber:
+    one query for the whole run. A period labelled M starts on or after M's first day and ends by the
+    first of M + 2, and the earliest period a candidate can be billed for is the one after its latest
+    bill (or, never billed, the one holding its activation day)."""
+    if not candidates:
+        return {}
+    # Columns of _CANDIDATES_SQL: 2 is the activation date, 12 the latest billed period.
+    since = min(add_months(row[12], 1) if row[12] else add_months(month_start(row[2]), -1) for row in candidates)
+    with server_cursor() as cursor:
+        cursor.execute(
+            _ADDONS_SQL,
+            {
+                "operator_id": operator.pk,
+                "since": since,
+                "until": add_months(period_month, 2),
+                "only_ids": only_ids,
+            },
+        )
+        found: dict[int, list[_AddOnStretch]] = {}
+        for subscriber_id, stretch_id, start, end, name, price, vat_applicable in cursor.fetchall():
+            stretch = _AddOnStretch(stretch_id, start, end, name, price, vat_applicable)
+            found.setdefault(subscriber_id, []).append(stretch)
+    return found
+
+
+def _addon_lines_add(
+    bill: _PlannedBill, stretches: list[_AddOnStretch], period: Period, terms: BillingTerms, prorate: bool
+) -> None:
+    """Put each add-on overlapping the bill's period on it as a line of its own, and add the lines to
+    the bill's subtotal, VAT and total (the discount stays the package's)."""
+    lines: list[_PlannedAddOnLine] = []
+    for stretch in stretches:
+        amounts = addon_amounts(
+            monthly_price=stretch.price,
+            period=period,
+            start=stretch.start,
+            end=stretch.end,
+            vat=terms.vat_for(stretch.vat_applicable),
+            prorate=prorate,
+        )
+        if amounts is None:
+            continue
+        covered = addon_period(period, stretch.start, stretch.end)
+        assert covered is not None
+        whole = covered.start == period.start and covered.end == period.end
+        shortened = covered.is_prorated and (prorate or not whole)
+        description = f"{stretch.name} ({covered.days} days)" if shortened else stretch.name
+        lines.append(_PlannedAddOnLine(stretch.id, description[:200], amounts.subtotal, amounts.vat))
+        bill.subtotal += amounts.subtotal
+        bill.vat += amounts.vat
+        bill.total += amounts.total
+    bill.addon_lines = tuple(lines)
 
 
 def _insert(
@@ -449,6 +558,25 @@ def _insert(
             "is_prorated",
         )
     }
+    addon_columns: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "addon_subscriber_id",
+            "addon_period_month",
+            "addon_stretch_id",
+            "addon_description",
+            "addon_amount",
+            "addon_vat",
+        )
+    }
+    for bill in planned:
+        for line in bill.addon_lines:
+            addon_columns["addon_subscriber_id"].append(bill.subscriber_id)
+            addon_columns["addon_period_month"].append(bill.period_month)
+            addon_columns["addon_stretch_id"].append(line.subscriber_addon_id)
+            addon_columns["addon_description"].append(line.description)
+            addon_columns["addon_amount"].append(line.amount)
+            addon_columns["addon_vat"].append(line.vat)
     with server_cursor() as cursor:
         cursor.execute(
             _INSERT_RUN_SQL,
@@ -460,6 +588,7 @@ def _insert(
                 "year": today.year,
                 "issued_on": today,
                 **columns,
+                **addon_columns,
             },
         )
         inserted = cursor.fetchall()

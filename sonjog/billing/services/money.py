@@ -42,6 +42,7 @@ from sonjog.billing.models import (
 from sonjog.billing.services.generation import document_numbers_reserve
 from sonjog.billing.services.locks import subscriber_lock
 from sonjog.billing.services.projection import money_changed
+from sonjog.billing.services.receipts import receipt_issue
 from sonjog.billing.terms import operator_date_of, operator_today, subscriber_terms
 from sonjog.core.audit import audit
 from sonjog.core.money import round_money
@@ -133,6 +134,8 @@ def payment_record(
             created_by=_actor(actor),
         )
         money_changed([locked.pk], [(locked.pk, entry.period_month)])
+        locked.refresh_from_db(fields=["expires_on"])
+        receipt_issue(payment=payment)
         from sonjog.network.enforcement import reactivate_if_cleared
 
         reactivate_if_cleared(locked, reason=f"payment #{payment.pk} cleared the due")

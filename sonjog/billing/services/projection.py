@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import Q
 
-from sonjog.billing.calculation import bill_amounts
+from sonjog.billing.calculation import addon_amounts, bill_amounts
 from sonjog.billing.models import Allocation, Bill, EntryKind, LedgerEntry
 from sonjog.core.db import server_cursor
 from sonjog.core.money import ZERO
@@ -146,9 +146,10 @@ def allocations_rebalance(subscriber_id: int) -> None:
 
 def prepaid_expiry(subscriber_id: int) -> dt.date | None:
     """For a prepaid subscriber: the end of the last bill in the unbroken run of fully paid bills,
-    carried further by whatever credit is left over, period by period, at the package's price."""
+    carried further by whatever credit is left over, period by period, at what each period's bill
+    would be: the package and the add-ons running in it."""
     from sonjog.billing.terms import subscriber_terms
-    from sonjog.customers.models import Subscriber
+    from sonjog.customers.models import Subscriber, SubscriberAddOn
 
     subscriber = Subscriber.objects.select_related("operator", "package").get(pk=subscriber_id)
     if subscriber.activation_date is None:
@@ -168,6 +169,7 @@ def prepaid_expiry(subscriber_id: int) -> dt.date | None:
     credit = -sum(LedgerEntry.objects.filter(subscriber_id=subscriber_id).values_list("amount", flat=True), ZERO)
     month = add_months(last_month, 1) if last_month else terms.period_month_of(subscriber.activation_date)
     vat = terms.vat_for(subscriber.package.vat_applicable)
+    addons: list[SubscriberAddOn] | None = None
     # Credit buys whole future periods first, then the days it can pay for in the next one.
     for _ahead in range(120):
         if credit <= 0:
@@ -181,6 +183,23 @@ def prepaid_expiry(subscriber_id: int) -> dt.date | None:
             period=period,
             vat=vat,
         ).total
+        if addons is None:
+            # Read once, and only for a subscriber with credit to spend.
+            addons = list(
+                SubscriberAddOn.objects.filter(subscriber_id=subscriber_id)
+                .filter(Q(end_date__isnull=True) | Q(end_date__gt=period.start))
+                .select_related("addon")
+            )
+        for stretch in addons:
+            line = addon_amounts(
+                monthly_price=stretch.addon.price,
+                period=period,
+                start=stretch.start_date,
+                end=stretch.end_date,
+                vat=terms.vat_for(stretch.addon.vat_applicable),
+            )
+            if line is not None:
+                price += line.total
         if price <= 0:
             break
         if credit >= price:

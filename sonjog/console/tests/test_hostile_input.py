@@ -25,11 +25,13 @@ from openpyxl import load_workbook
 from sonjog.billing.models import EntryKind, Invoice, LedgerEntry
 from sonjog.billing.selectors import subscriber_balance
 from sonjog.billing.services import payment_record
+from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_package, make_subscriber
 from sonjog.console import urls as console_urls
 from sonjog.console.tests.conftest import Tree
 from sonjog.core.tests.hostile import hostile_text, money_snapshot
 from sonjog.customers.models import Subscriber
+from sonjog.customers.services import subscriber_addon_activate
 from sonjog.notifications.models import ProviderAccount
 from sonjog.notifications.services import provider_account_create, template_save
 
@@ -74,12 +76,23 @@ def world(tree: Tree) -> World:
     )
     entry = LedgerEntry.objects.filter(subscriber=subscriber, kind=EntryKind.BILL).earliest("pk")
     invoice = Invoice.objects.filter(bill__subscriber=subscriber).earliest("pk")
+    # One add-on the subscriber has (to end) and one it has not (to start).
+    running = addon_create(operator=root.operator, name="Fuzz IP", price=Decimal("300.00"))
+    subscriber_addon_activate(subscriber=subscriber, addon=running)
+    offered = addon_create(operator=root.operator, name="Fuzz TV", price=Decimal("199.00"))
     return World(
         tree=tree,
         client=tree.login(root.staff["owner"]),
         subscriber=subscriber,
         other=other,
-        rows={"package": cheaper, "account": account, "entry": entry, "invoice": invoice},
+        rows={
+            "package": cheaper,
+            "account": account,
+            "entry": entry,
+            "invoice": invoice,
+            "addon": running,
+            "offered_addon": offered,
+        },
     )
 
 
@@ -194,6 +207,46 @@ FORMS: list[FormPost] = [
             "router_profile": "5m",
             "is_active": "on",
         },
+    ),
+    FormPost(
+        "addon_create",
+        lambda w: reverse("console:addon_create"),
+        lambda w: {
+            "operator": str(w.tree.root.operator.pk),
+            "name": "Fuzz boost",
+            "price": "50.00",
+            "vat_applicable": "on",
+            "effect": "address_list",
+            "effect_value": "fuzz",
+            "is_active": "on",
+        },
+    ),
+    FormPost(
+        "addon_edit",
+        lambda w: reverse("console:addon_edit", args=[w.rows["addon"].pk]),
+        lambda w: {
+            "name": "Fuzz IP",
+            "price": "300.00",
+            "vat_applicable": "on",
+            "effect": "none",
+            "effect_value": "",
+            "is_active": "on",
+        },
+    ),
+    FormPost(
+        "addon_sale",
+        lambda w: reverse("console:addon_sale", args=[w.rows["addon"].pk]),
+        lambda w: {"on_sale": "1"},
+    ),
+    FormPost(
+        "subscriber_addon_activate",
+        _subscriber_url("subscriber_addon_activate"),
+        lambda w: {"addon": str(w.rows["offered_addon"].pk), "start_date": ""},
+    ),
+    FormPost(
+        "subscriber_addon_deactivate",
+        lambda w: reverse("console:subscriber_addon_deactivate", args=[w.subscriber.pk, w.rows["addon"].pk]),
+        lambda w: {"end_date": ""},
     ),
     FormPost(
         "zone_create",

@@ -14,8 +14,10 @@ from django.urls import reverse
 from sonjog.billing.models import Invoice
 from sonjog.billing.services import adjustment_add, entry_reverse, payment_record
 from sonjog.billing.terms import operator_today
+from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_subscriber
 from sonjog.customers.models import Zone
+from sonjog.customers.services import subscriber_addon_activate
 from sonjog.network.models import OutboxCommand, OutboxStatus
 from sonjog.network.services import router_create
 
@@ -25,18 +27,21 @@ pytestmark = pytest.mark.django_db
 # lookups every console page makes (about six).
 PAGES = [
     # + 1 since "collected" is money received in the month (billing.selectors.collected), no longer
-    # the statements' allocated sums the subscriber pass already read.
-    ("dashboard", None, 15),
+    # the statements' allocated sums the subscriber pass already read; + 1 for the add-on revenue card
+    # (billing.selectors.addon_revenue_by_period, one query over the period's add-on lines).
+    ("dashboard", None, 16),
     ("dashboard_chart", None, 8),
-    ("dashboard_live", None, 15),
+    ("dashboard_live", None, 16),
     ("subscribers", None, 12),
     ("overdue", None, 9),
     ("payments", None, 10),
     ("day_sheet", None, 10),
-    ("billing", None, 9),
+    # + 1 for the period summary's add-on revenue column (one query for all its periods).
+    ("billing", None, 10),
     ("runs", None, 9),
     ("corrections", None, 9),
     ("packages", None, 8),
+    ("addons", None, 8),
     ("zones", None, 8),
     ("routers", None, 12),
     ("outbox", None, 9),
@@ -47,10 +52,12 @@ PAGES = [
 
 
 def _grow(tree, extra: int) -> None:
-    """More subscribers, each with a payment, a correction, a sub-zone and a failed router command."""
+    """More subscribers, each with a payment, a correction, a sub-zone, a failed router command and an
+    add-on (started today, so charged for the rest of the billed period)."""
     branch = tree.north
     router = router_create(operator=branch.operator, name=f"core-{extra}", address="127.0.0.1", api_port=1)
     today = operator_today(branch.operator)
+    addon = addon_create(operator=branch.operator, name=f"Static IP {extra}", price=Decimal("300.00"))
     for index in range(extra):
         zone = Zone.objects.create(operator=branch.operator, parent=branch.zone, name=f"Block {extra}-{index}")
         subscriber = make_subscriber(branch.operator, branch.package, today - dt.timedelta(days=45), zone=zone)
@@ -61,6 +68,7 @@ def _grow(tree, extra: int) -> None:
         )
         entry_reverse(entry=payment.entries.get(), reason="test")
         adjustment_add(subscriber=subscriber, amount=Decimal("-10.00"), reason="manual", memo="goodwill")
+        subscriber_addon_activate(subscriber=subscriber, addon=addon, start_date=today)
         OutboxCommand.objects.create(
             subscriber=subscriber,
             router=router,
@@ -111,5 +119,5 @@ def test_dashboard_query_budget(tree, django_assert_max_num_queries):
     client = tree.login(tree.root.staff["owner"])
     for name in ("dashboard", "dashboard_live"):
         client.get(reverse(f"console:{name}"))
-        with django_assert_max_num_queries(15):
+        with django_assert_max_num_queries(16):
             assert client.get(reverse(f"console:{name}")).status_code == 200

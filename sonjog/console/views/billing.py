@@ -12,13 +12,14 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
 from sonjog.billing.models import BillingRun
-from sonjog.billing.selectors import collected
+from sonjog.billing.selectors import addon_revenue_by_period, collected
 from sonjog.billing.services import GenerationResult, bill_generate_period
 from sonjog.console import charts, selectors
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.forms import GenerateForm, PeriodField
 from sonjog.console.views.common import page, page_of, today_for
 from sonjog.core.bounds import page_number, query_id
+from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
 
 # Pages of 50: more than any installation's overdue list, small enough for PostgreSQL's OFFSET.
@@ -31,11 +32,14 @@ def billing_view(request: HttpRequest) -> HttpResponse:
     today = today_for(scope)
     rows = selectors.period_summary_rows(scope, today)
     currency = scope.home.currency
+    # What add-ons brought in, apart from packages: one query over the add-on lines of these periods.
+    addons = addon_revenue_by_period(scope.operator_ids, rows[-1].period_month, rows[0].period_month) if rows else {}
     return page(
         request,
         "console/billing.html",
         {
             "rows": rows,
+            "summary": [(row, addons.get(row.period_month, ZERO)) for row in rows],
             "chart": charts.generated_vs_collected(list(reversed(rows[:12])), currency),
             "currency": currency,
             "form": GenerateForm(initial={"period": f"{today:%Y-%m}"}, scope=scope),

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,9 +25,11 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from sonjog.billing.selectors import addon_revenue_by_period
 from sonjog.console import charts, formatting, selectors
 from sonjog.console.access import Scope, console_view, enter_console, scope_of
 from sonjog.console.views.common import page, today_for
+from sonjog.core.money import ZERO
 from sonjog.operators.models import BillingMode
 
 logger = logging.getLogger(__name__)
@@ -54,7 +57,9 @@ def _link(request: HttpRequest, permission: str, name: str, **params: Any) -> st
     return reverse(f"console:{name}") + (f"?{urlencode(clean)}" if clean else "")
 
 
-def build_cards(request: HttpRequest, board: selectors.Dashboard, currency: str) -> list[Card]:
+def build_cards(
+    request: HttpRequest, board: selectors.Dashboard, currency: str, addon_revenue: Decimal | None = None
+) -> list[Card]:
     totals, current = board.totals, board.current
     number = formatting.number
 
@@ -202,6 +207,16 @@ def build_cards(request: HttpRequest, board: selectors.Dashboard, currency: str)
             "ok",
         ),
     ]
+    if addon_revenue is not None:
+        cards.append(
+            Card(
+                "addon_revenue",
+                _("Add-on revenue"),
+                money(addon_revenue, currency),
+                _("add-ons billed, %(period)s") % {"period": period},
+                _link(request, "billing.view_bill", "billing"),
+            )
+        )
     if prepaid or totals.get("expiring"):
         cards.append(
             Card(
@@ -220,9 +235,11 @@ def _live_context(request: HttpRequest, scope: Scope) -> dict[str, Any]:
     today = today_for(scope)
     board = selectors.dashboard(scope, today)
     currency = scope.home.currency
+    month = board.current.period_month
+    addon_revenue = addon_revenue_by_period(scope.operator_ids, month, month).get(month, ZERO)
     return {
         "board": board,
-        "cards": build_cards(request, board, currency),
+        "cards": build_cards(request, board, currency, addon_revenue),
         "currency": currency,
         "refreshed_at": timezone.now(),
     }

@@ -3,12 +3,15 @@ owning service, and on refusal shows the service's message on the form with noth
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.forms import ModelChoiceField
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -19,12 +22,15 @@ from sonjog.billing.exceptions import (
     InvalidAmount,
     InvalidPaymentMethod,
 )
-from sonjog.billing.models import EntryKind, Invoice, LedgerEntry, Payment
-from sonjog.billing.selectors import subscriber_balance
+from sonjog.billing.models import BillLine, EntryKind, Invoice, LedgerEntry, Payment, PaymentMethod
 from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void, payment_record
+from sonjog.billing.services.receipts import receipt_show
+from sonjog.catalog.models import AddOn
 from sonjog.console import pdf, selectors, services
 from sonjog.console.access import Scope, console_view, scope_of
 from sonjog.console.forms import (
+    AddOnActivateForm,
+    AddOnDeactivateForm,
     AdjustmentForm,
     ChangePackageForm,
     ContactForm,
@@ -34,9 +40,17 @@ from sonjog.console.forms import (
     TerminateForm,
 )
 from sonjog.console.views.common import page
+from sonjog.core.words import amount_in_words
 from sonjog.customers.exceptions import SubscriberError
-from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.customers.services import subscriber_change_package, subscriber_set_intent, subscriber_terminate
+from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn
+from sonjog.customers.selectors import subscriber_addons
+from sonjog.customers.services import (
+    subscriber_addon_activate,
+    subscriber_addon_deactivate,
+    subscriber_change_package,
+    subscriber_set_intent,
+    subscriber_terminate,
+)
 from sonjog.notifications.models import Channel, Event, MessageStatus
 from sonjog.notifications.selectors import subscriber_messages
 
@@ -71,11 +85,19 @@ def _timeline(subscriber: Subscriber) -> list[dict[str, Any]]:
     ]
 
 
+def _addons_offered(subscriber: Subscriber) -> list[AddOn]:
+    """What the profile's activation form offers, read once; posting it validates the choice again."""
+    field = AddOnActivateForm(subscriber=subscriber).fields["addon"]
+    assert isinstance(field, ModelChoiceField) and field.queryset is not None
+    return list(field.queryset)
+
+
 @console_view("customers.view_subscriber")
 def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     subscriber = _subscriber(request, subscriber_id)
     profile = selectors.subscriber_profile(subscriber)
     can_see_messages = request.user.has_perm("notifications.view_message")
+    can_change = request.user.has_perm("customers.change_subscriber")
     return page(
         request,
         "console/subscriber.html",
@@ -85,6 +107,10 @@ def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
             "currency": subscriber.operator.currency,
             "intent_form": IntentForm(),
             "timeline": _timeline(subscriber) if can_see_messages else [],
+            "addons": subscriber_addons(subscriber),
+            "addons_offered": _addons_offered(subscriber)
+            if can_change and subscriber.service_intent != ServiceIntent.TERMINATED
+            else [],
         },
     )
 
@@ -136,6 +162,59 @@ def package_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
             messages.success(request, _("Package changed."))
             return redirect("console:subscriber", subscriber_id=subscriber.pk)
     return _action_page(request, subscriber, form, _("Change package"))
+
+
+# Add-ons are switched on and off with the same permission as a package change.
+@console_view("customers.change_subscriber")
+def addon_activate_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    form = AddOnActivateForm(request.POST or None, subscriber=subscriber)
+    if request.method == "POST" and form.is_valid():
+        addon = form.cleaned_data["addon"]
+        try:
+            subscriber_addon_activate(
+                subscriber=subscriber,
+                addon=addon,
+                start_date=form.cleaned_data["start_date"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except (SubscriberError, BillingError) as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Add-on %(name)s activated.") % {"name": addon.name})
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(request, subscriber, form, _("Activate an add-on"))
+
+
+@console_view("customers.change_subscriber")
+def addon_deactivate_view(request: HttpRequest, subscriber_id: int, addon_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    addon = scope_of(request).get_or_404(AddOn.objects.all(), pk=addon_id)
+    running = SubscriberAddOn.objects.filter(subscriber=subscriber, addon=addon, end_date__isnull=True).first()
+    if running is None:
+        raise Http404
+    form = AddOnDeactivateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscriber_addon_deactivate(
+                subscriber=subscriber,
+                addon=addon,
+                end_date=form.cleaned_data["end_date"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except (SubscriberError, BillingError) as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Add-on %(name)s ended.") % {"name": addon.name})
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(
+        request,
+        subscriber,
+        form,
+        _("End add-on %(name)s") % {"name": addon.name},
+        stretch=running,
+        currency=subscriber.operator.currency,
+    )
 
 
 @console_view("billing.add_payment")
@@ -292,7 +371,8 @@ def terminate_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
 @console_view("billing.view_bill")
 def invoice_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
     invoice = selectors.invoice_for(scope_of(request), invoice_id)
-    lines = list(invoice.bill.lines.order_by("pk"))
+    # Each line with its own VAT; the bill's VAT line is their sum, shown once under them.
+    lines = [line for line in invoice.bill.lines.order_by("pk") if line.kind != BillLine.Kind.VAT]
     credit_note = getattr(invoice, "credit_note", None)
     return page(
         request,
@@ -338,22 +418,41 @@ def invoice_void_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
 @console_view("billing.view_payment")
 def receipt_view(request: HttpRequest, payment_id: int) -> HttpResponse:
     payment = scope_of(request).get_or_404(
-        Payment.objects.select_related("subscriber__operator", "subscriber__package", "collector"), pk=payment_id
+        Payment.objects.select_related("subscriber__operator", "collector"), pk=payment_id
     )
-    allocations = [
-        allocation
-        for entry in payment.entries.all().prefetch_related("allocations_out__bill")
-        for allocation in entry.allocations_out.all()
-    ]
+    receipt, reprint = receipt_show(payment=payment)
+    content = receipt.content
+    amount = Decimal(content["amount"])
+    balance = Decimal(content["balance_after"]) if content.get("balance_after") is not None else None
+    layout = request.GET.get("layout", "a4")
     return page(
         request,
         "console/receipt.html",
         {
             "payment": payment,
+            "receipt": receipt,
+            "content": content,
+            "reprint": reprint,
             "subscriber": payment.subscriber,
-            "allocations": allocations,
-            "balance": subscriber_balance(payment.subscriber_id),
+            "amount": amount,
+            "words_en": amount_in_words(amount, "en"),
+            "words_bn": amount_in_words(amount, "bn"),
+            "method": PaymentMethod(content["method"]).label,
+            "received_at": dt.datetime.fromisoformat(content["received_at"]),
+            "settled": [
+                {
+                    **item,
+                    "amount": Decimal(item["amount"]),
+                    "period_month": dt.date.fromisoformat(item["period_month"]),
+                    "first_day": dt.date.fromisoformat(item["first_day"]),
+                    "last_day": dt.date.fromisoformat(item["last_day"]),
+                }
+                for item in content["settled"]
+            ],
+            "balance": balance,
+            "paid_up_to": dt.date.fromisoformat(content["paid_up_to"]) if content.get("paid_up_to") else None,
+            "layout": layout if layout in ("a4", "80", "58") else "a4",
             "back": request.GET.get("back", "profile"),
-            "currency": payment.subscriber.operator.currency,
+            "currency": content["operator"]["currency"],
         },
     )

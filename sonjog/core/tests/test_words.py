@@ -98,14 +98,14 @@ def _read_whole(words: list[str], values: dict[str, int], scales: dict[str, int]
 def test_words_read_back_to_the_amount(amount):
     english = amount_in_words(amount).removeprefix("Taka ").removesuffix(" Only")
     taka, _and, paisa = english.partition(" and ")
-    value = _read_whole(taka.split(), _EN_VALUES, _EN_SCALES, "Hundred")
+    value = Decimal(_read_whole(taka.split(), _EN_VALUES, _EN_SCALES, "Hundred"))
     if paisa:
         value += Decimal(_read_whole(paisa.removesuffix(" Paisa").split(), _EN_VALUES, {}, "Hundred")) / 100
     assert value == amount
 
     bangla = amount_in_words(amount, "bn").removesuffix(" মাত্র")
     taka_bn, _sep, paisa_bn = bangla.partition(" টাকা")
-    value = _read_whole(taka_bn.split(), _BN_VALUES, _BN_SCALES, "শত")
+    value = Decimal(_read_whole(taka_bn.split(), _BN_VALUES, _BN_SCALES, "শত"))
     if paisa_bn.strip():
         value += Decimal(_BN_VALUES[paisa_bn.strip().removesuffix(" পয়সা")]) / 100
     assert value == amount

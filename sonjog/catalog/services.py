@@ -1,0 +1,147 @@
+"""Writes for the catalogue's add-ons: each one transaction, audited with what changed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+
+from sonjog.catalog.exceptions import CatalogError
+from sonjog.catalog.models import AddOn, AddOnEffect
+from sonjog.core.audit import audit
+from sonjog.core.money import round_money
+from sonjog.operators.models import Operator
+
+ADDON_FIELDS = ("name", "price", "vat_applicable", "effect", "effect_value", "is_active")
+
+
+def _checked_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise CatalogError("an add-on needs a name")
+    return name
+
+
+def _checked_price(price: Decimal) -> Decimal:
+    if price is None or price <= 0:
+        raise CatalogError(f"an add-on's monthly price must be more than zero (got {price})")
+    if round_money(price) != price:
+        raise CatalogError(f"the price {price} has more than two decimal places")
+    return price
+
+
+def _checked_effect(effect: str, effect_value: str) -> tuple[str, str]:
+    if effect not in AddOnEffect.values:
+        raise CatalogError(f"unknown router effect '{effect}'; use one of {', '.join(AddOnEffect.values)}")
+    effect_value = effect_value.strip()
+    if effect == AddOnEffect.ADDRESS_LIST and not effect_value:
+        raise CatalogError("an address-list add-on needs the name of the address list")
+    # A billing-only add-on carries no router value that could be mistaken for one.
+    return effect, "" if effect == AddOnEffect.NONE else effect_value
+
+
+def addon_create(
+    *,
+    operator: Operator,
+    name: str,
+    price: Decimal,
+    vat_applicable: bool = True,
+    effect: str = AddOnEffect.NONE,
+    effect_value: str = "",
+    is_active: bool = True,
+    actor: User | None = None,
+) -> AddOn:
+    name = _checked_name(name)
+    price = _checked_price(price)
+    effect, effect_value = _checked_effect(effect, effect_value)
+    if AddOn.objects.filter(operator=operator, name=name).exists():
+        raise CatalogError(f"an add-on named '{name}' already exists")
+    try:
+        with transaction.atomic():
+            addon = AddOn.objects.create(
+                operator=operator,
+                name=name,
+                price=price,
+                vat_applicable=vat_applicable,
+                effect=effect,
+                effect_value=effect_value,
+                is_active=is_active,
+            )
+            audit(
+                operator=operator,
+                action="addon.create",
+                actor=actor,
+                addon=addon.pk,
+                name=name,
+                price=price,
+                vat_applicable=vat_applicable,
+                effect=effect,
+                effect_value=effect_value,
+            )
+    except IntegrityError:
+        # The unique name per operator, taken by a concurrent request.
+        raise CatalogError(f"an add-on named '{name}' already exists") from None
+    return addon
+
+
+def addon_update(
+    *,
+    addon: AddOn,
+    name: str | None = None,
+    price: Decimal | None = None,
+    vat_applicable: bool | None = None,
+    effect: str | None = None,
+    effect_value: str | None = None,
+    is_active: bool | None = None,
+    actor: User | None = None,
+) -> AddOn:
+    """Change an add-on's terms; arguments left None stay as they are. Bills already issued keep their
+    amounts, the next bills use the new price."""
+    with transaction.atomic():
+        locked = AddOn.objects.select_for_update().get(pk=addon.pk)
+        wanted: dict[str, Any] = {}
+        if name is not None:
+            wanted["name"] = _checked_name(name)
+        if price is not None:
+            wanted["price"] = _checked_price(price)
+        if vat_applicable is not None:
+            wanted["vat_applicable"] = vat_applicable
+        if is_active is not None:
+            wanted["is_active"] = is_active
+        if effect is not None or effect_value is not None:
+            wanted["effect"], wanted["effect_value"] = _checked_effect(
+                effect if effect is not None else locked.effect,
+                effect_value if effect_value is not None else locked.effect_value,
+            )
+        changed = {key: value for key, value in wanted.items() if getattr(locked, key) != value}
+        if not changed:
+            return locked
+        others = AddOn.objects.filter(operator_id=locked.operator_id).exclude(pk=locked.pk)
+        if "name" in changed and others.filter(name=changed["name"]).exists():
+            raise CatalogError(f"an add-on named '{changed['name']}' already exists")
+        before = {key: getattr(locked, key) for key in changed}
+        for key, value in changed.items():
+            setattr(locked, key, value)
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=list(changed))
+        except IntegrityError:
+            raise CatalogError(f"an add-on named '{locked.name}' already exists") from None
+        audit(
+            operator=locked.operator,
+            action="addon.update",
+            actor=actor,
+            addon=locked.pk,
+            fields=", ".join(sorted(changed)),
+            before=before,
+            after=changed,
+        )
+    return locked
+
+
+def addon_set_active(*, addon: AddOn, is_active: bool, actor: User | None = None) -> AddOn:
+    """Put an add-on on sale or take it off sale. Off sale, it cannot be activated for anyone new;
+    subscribers who have it keep it (and are billed for it) until it is deactivated for them."""
+    return addon_update(addon=addon, is_active=is_active, actor=actor)
