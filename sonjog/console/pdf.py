@@ -7,6 +7,7 @@ shapes properly) is the Bangla document.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
-from sonjog.billing.models import BillLine, Invoice
+from sonjog.billing.models import Bill, BillLine, Invoice
 
 
 def _amount(value: Decimal, currency: str) -> str:
@@ -25,6 +26,24 @@ def _amount(value: Decimal, currency: str) -> str:
 def _latin(text: str) -> str:
     """Characters the built-in PDF fonts cannot draw become '?', never a broken glyph box."""
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def vat_rate_of(bill: Bill) -> Decimal:
+    """The VAT rate the bill was charged at, read back from its own figures (the operator's rate may
+    have changed since)."""
+    net = bill.total - bill.vat
+    return (bill.vat / net * 100).quantize(Decimal("0.1")).normalize() if net > 0 else Decimal("0")
+
+
+def payment_state(bill: Bill) -> tuple[str, str]:
+    """(key, English label) of what is paid of the bill now."""
+    if bill.reversed_at is not None:
+        return "void", "Void"
+    if bill.allocated >= bill.total:
+        return "paid", "Paid"
+    if bill.allocated > 0:
+        return "partly_paid", f"Partly paid ({bill.allocated} of {bill.total})"
+    return "unpaid", "Unpaid"
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:
@@ -43,12 +62,24 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     page.setFont("Helvetica-Bold", 13)
     page.drawRightString(width - x, y, "CREDIT NOTE ISSUED - VOID" if invoice.voided_at else "INVOICE")
     y -= 8 * mm
+    page.setFont("Helvetica", 9)
+    for detail in (
+        operator.document_address,
+        operator.document_phone,
+        f"BIN {operator.bin_number}" if operator.bin_number else "",
+    ):
+        if detail:
+            page.drawString(x, y - 5 * mm, _latin(detail))
+            y -= 4.5 * mm
     page.setFont("Helvetica", 10)
+    last_day = bill.period_end - dt.timedelta(days=1)
     for label, value in (
         ("Invoice", str(invoice)),
         ("Issued", f"{invoice.issued_on:%d %b %Y}"),
-        ("Period", f"{bill.period_start:%d %b %Y} - {bill.period_end:%d %b %Y} (end exclusive)"),
+        ("Service", f"{bill.period_start:%d %b %Y} - {last_day:%d %b %Y}"),
         ("Due by", f"{bill.due_date:%d %b %Y}"),
+        ("VAT rate", f"{vat_rate_of(bill)}%" if bill.vat else "none"),
+        ("State", payment_state(bill)[1]),
     ):
         page.drawRightString(width - x - 45 * mm, y, label + ":")
         page.drawString(width - x - 43 * mm, y, value)

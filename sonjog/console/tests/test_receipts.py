@@ -71,3 +71,26 @@ def test_a_payment_from_before_receipts_gets_a_reconstructed_one(db):
     page = client.get(reverse("console:receipt", args=[payment.pk])).content.decode()
     assert "Recorded before receipts were kept" in page and 'id="receipt-balance"' not in page
     assert Receipt.objects.get(payment=payment).reconstructed
+
+
+def test_the_invoice_states_the_last_day_of_service_the_vat_rate_the_bin_and_whether_it_is_paid():
+    operator = make_operator(vat_rate=Decimal("7.50"), vat_inclusive=False, bin_number="000999888-0202")
+    subscriber = make_subscriber(operator, make_package(operator, "1000.00"), dt.date(2027, 6, 1))
+    owner = staff_create(operator=operator, username="invoice-owner", password="x-long-pass-1", role="owner").user
+    from django.test import Client
+
+    from sonjog.billing.models import Invoice
+
+    invoice = Invoice.objects.get(bill__subscriber=subscriber, bill__period_month=dt.date(2027, 6, 1))
+    client = Client()
+    client.force_login(owner)
+    url = reverse("console:invoice", args=[invoice.pk])
+    page = client.get(url).content.decode()
+    assert "01/06/2027 – 30/06/2027" in page and "7.5%" in page and "000999888-0202" in page
+    assert "Unpaid" in page
+    payment_record(subscriber=subscriber, amount=Decimal("500.00"), method="cash")
+    assert "Partly paid: ৳500.00 of ৳1,075.00" in client.get(url).content.decode()
+    payment_record(subscriber=subscriber, amount=Decimal("575.00"), method="cash")
+    assert "badge-ok" in client.get(url).content.decode()
+    pdf = client.get(reverse("console:invoice_pdf", args=[invoice.pk]))
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")

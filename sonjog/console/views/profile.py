@@ -383,6 +383,9 @@ def invoice_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
             "subscriber": invoice.bill.subscriber,
             "lines": lines,
             "credit_note": credit_note,
+            "last_day": invoice.bill.period_end - dt.timedelta(days=1),
+            "vat_rate": pdf.vat_rate_of(invoice.bill),
+            "payment_state": pdf.payment_state(invoice.bill)[0],
             "currency": invoice.bill.subscriber.operator.currency,
         },
     )
