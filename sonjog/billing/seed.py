@@ -21,9 +21,9 @@ from django.utils import timezone
 from sonjog.billing.models import BillingRun
 from sonjog.billing.services import bill_generate_period, statements_reproject
 from sonjog.billing.terms import operator_today
-from sonjog.catalog.models import Package
+from sonjog.catalog.models import AddOn, Package
 from sonjog.core.periods import add_months, month_start
-from sonjog.customers.models import ServiceIntent, Subscriber, Zone
+from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
 from sonjog.operators.models import BillingCycle, BillingMode, Operator
 from sonjog.operators.services import operator_create
 
@@ -187,8 +187,9 @@ def seed_isp(
         Operator.objects.filter(pk=operator.pk).update(customer_id_next=count + 1)
     with transaction.atomic():
         Subscriber.objects.bulk_create(rows, batch_size=5000)
+        addon_rows = _seed_addons(rng, operators, rows)
     _analyze()
-    say(f"{len(rows)} subscribers")
+    say(f"{len(rows)} subscribers, {addon_rows} add-ons running")
 
     bills = 0
     for index in range(months):
@@ -213,6 +214,29 @@ def seed_isp(
     return SeedResult(operators=operators, subscribers=len(rows), bills=bills, payments=payments, months=months)
 
 
+# Value-added services: a fifth of the subscribers hold one or two, from their activation on.
+ADDONS = [("Static IP", "300.00", True), ("IPTV", "250.00", True), ("Gaming boost", "150.00", False)]
+ADDON_SHARE = 0.2
+
+
+def _seed_addons(rng: random.Random, operators: list[Operator], subscribers: list[Subscriber]) -> int:
+    catalogue = {
+        operator.pk: [
+            AddOn.objects.create(operator=operator, name=name, price=Decimal(price), vat_applicable=vat)
+            for name, price, vat in ADDONS
+        ]
+        for operator in operators
+    }
+    stretches = []
+    for subscriber in subscribers:
+        if rng.random() >= ADDON_SHARE:
+            continue
+        for addon in rng.sample(catalogue[subscriber.operator_id], rng.choice([1, 1, 2])):
+            stretches.append(SubscriberAddOn(subscriber=subscriber, addon=addon, start_date=subscriber.activation_date))
+    SubscriberAddOn.objects.bulk_create(stretches, batch_size=5000)
+    return len(stretches)
+
+
 def _analyze() -> None:
     """The seed is one transaction, so autovacuum never sees its rows; without fresh statistics the
     planner would treat million-row tables as empty and pick nested-loop plans."""
@@ -225,6 +249,8 @@ def _analyze() -> None:
             "billing_allocation",
             "billing_payment",
             "billing_invoice",
+            "billing_billline",
+            "customers_subscriberaddon",
         ):
             cursor.execute(f"ANALYZE {table}")
 
