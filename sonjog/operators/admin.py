@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from sonjog.core.admin_base import AuditedAdmin
 from sonjog.operators.models import Operator, Staff
+from sonjog.operators.services import staff_role_sync
 
 
 @admin.register(Operator)
@@ -24,3 +25,8 @@ class OperatorAdmin(AuditedAdmin):
 class StaffAdmin(AuditedAdmin):
     list_display = ["user", "operator", "role", "sees_subtree"]
     list_filter = ["role", "operator"]
+
+    def perform_save(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        super().perform_save(request, obj, form, change)
+        # A new role carries its own permissions: the login's groups follow it.
+        staff_role_sync(staff=obj)

@@ -101,3 +101,11 @@ def staff_create(
     user = User.objects.create_user(username=username, password=password, email=email)
     user.groups.add(role_group(role))
     return Staff.objects.create(user=user, operator=operator, role=role, sees_subtree=sees_subtree)
+
+
+def staff_role_sync(*, staff: Staff) -> None:
+    """Give the login exactly its role's group (after a role is changed), dropping every other role."""
+    with transaction.atomic():
+        others = Group.objects.filter(name__startswith="role:").exclude(name=f"role:{staff.role}")
+        staff.user.groups.remove(*others)
+        staff.user.groups.add(role_group(staff.role))

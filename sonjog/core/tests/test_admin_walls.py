@@ -353,3 +353,20 @@ def test_the_migration_takes_the_admin_from_existing_staff(walls: Walls) -> None
         ).values_list("username", "is_staff")
     )
     assert flags == {"walls-root-owner": False, "walls-north-owner": False, "walls-boss": True, "walls-plain": True}
+
+
+def test_a_role_changed_in_the_admin_carries_its_permissions(walls: Walls) -> None:
+    from sonjog.operators.models import Staff
+
+    clerk = staff_create(operator=walls.north, username="walls-clerk", password="x-long-pass-1", role="collector")
+    assert not clerk.user.has_perm("billing.add_adjustment")
+    client = _client(walls.superuser)
+    data = _change_form_data(admin.site._registry[Staff], clerk, walls.superuser)
+    data["role"] = "billing_clerk"
+    response = client.post(_url(Staff, "change", clerk.pk), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    user = type(clerk.user).objects.get(pk=clerk.user.pk)  # a fresh object: permissions are cached
+    assert user.has_perm("billing.add_adjustment")
+    assert list(user.groups.values_list("name", flat=True)) == ["role:billing_clerk"]
+    event = AuditEvent.objects.get(action="admin.change", detail__model="operators.staff")
+    assert event.detail["before"] == {"role": "collector"} and event.detail["after"] == {"role": "billing_clerk"}
