@@ -322,15 +322,11 @@ class GenerateForm(forms.Form):
         return [chosen.pk] if chosen is not None else self.scope.operator_ids
 
 
-class PackageForm(forms.Form):
+class _OperatorOwnedForm(forms.Form):
+    """A catalogue row's form: its operator is chosen among the caller's only when it spans many, and
+    fixed once the row exists."""
+
     operator = OperatorChoiceField(label=_("Operator"), queryset=Operator.objects.none())
-    name = column_field(Package, "name", label=_("Name"))
-    price = column_field(Package, "price", label=_("Monthly price"), min_value=Decimal("0"))
-    download_kbps = column_field(Package, "download_kbps", label=_("Download (kbps)"), min_value=1)
-    upload_kbps = column_field(Package, "upload_kbps", label=_("Upload (kbps)"), min_value=1)
-    router_profile = column_field(Package, "router_profile", label=_("Router profile"))
-    vat_applicable = forms.BooleanField(label=_("VAT applies"), required=False, initial=True)
-    is_active = forms.BooleanField(label=_("On sale"), required=False, initial=True)
 
     def __init__(self, *args: Any, scope: Scope, editing: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -341,8 +337,17 @@ class PackageForm(forms.Form):
             self.fields["operator"].widget = forms.HiddenInput()
 
 
-class AddOnForm(forms.Form):
-    operator = OperatorChoiceField(label=_("Operator"), queryset=Operator.objects.none())
+class PackageForm(_OperatorOwnedForm):
+    name = column_field(Package, "name", label=_("Name"))
+    price = column_field(Package, "price", label=_("Monthly price"), min_value=Decimal("0"))
+    download_kbps = column_field(Package, "download_kbps", label=_("Download (kbps)"), min_value=1)
+    upload_kbps = column_field(Package, "upload_kbps", label=_("Upload (kbps)"), min_value=1)
+    router_profile = column_field(Package, "router_profile", label=_("Router profile"))
+    vat_applicable = forms.BooleanField(label=_("VAT applies"), required=False, initial=True)
+    is_active = forms.BooleanField(label=_("On sale"), required=False, initial=True)
+
+
+class AddOnForm(_OperatorOwnedForm):
     name = column_field(AddOn, "name", label=_("Name"))
     price = column_field(AddOn, "price", label=_("Monthly price"), min_value=Decimal("0.01"))
     vat_applicable = forms.BooleanField(label=_("VAT applies"), required=False, initial=True)
@@ -355,14 +360,6 @@ class AddOnForm(forms.Form):
         help_text=_("The address-list name on the router; for a static IP, the address pool (optional)."),
     )
     is_active = forms.BooleanField(label=_("On sale"), required=False, initial=True)
-
-    def __init__(self, *args: Any, scope: Scope, editing: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _offer(self, "operator", _operators_queryset(scope))
-        self.fields["operator"].initial = scope.home.pk
-        if editing or not scope.spans_many:
-            self.fields["operator"].required = False
-            self.fields["operator"].widget = forms.HiddenInput()
 
     def clean(self) -> dict[str, Any]:
         super().clean()

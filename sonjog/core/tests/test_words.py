@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sonjog.core.words import _BN_0_99, amount_in_words
+from sonjog.core.words import _BN_0_99, _EN_TENS, _EN_UNITS, amount_in_words
 
 
 @pytest.mark.parametrize(
@@ -36,37 +36,8 @@ def test_known_amounts(amount, english, bangla):
     assert amount_in_words(Decimal(amount), "bn") == bangla
 
 
-_EN_VALUES = {
-    word: value
-    for value, word in enumerate(
-        [
-            "Zero",
-            "One",
-            "Two",
-            "Three",
-            "Four",
-            "Five",
-            "Six",
-            "Seven",
-            "Eight",
-            "Nine",
-            "Ten",
-            "Eleven",
-            "Twelve",
-            "Thirteen",
-            "Fourteen",
-            "Fifteen",
-            "Sixteen",
-            "Seventeen",
-            "Eighteen",
-            "Nineteen",
-        ]
-    )
-} | {
-    word: 10 * tens
-    for tens, word in enumerate(
-        ["_", "_", "Twenty", "Thirty", "Forty", "Fifty", "Sixty", "Seventy", "Eighty", "Ninety"]
-    )
+_EN_VALUES = {word: value for value, word in enumerate(_EN_UNITS)} | {
+    word: 10 * tens for tens, word in enumerate(_EN_TENS) if tens >= 2
 }
 _EN_SCALES = {"Thousand": 1_000, "Lakh": 100_000, "Crore": 10_000_000}
 _BN_VALUES = {word: value for value, word in enumerate(_BN_0_99)}
