@@ -90,9 +90,9 @@ def payment_record(
     if method not in PaymentMethod.values:
         raise InvalidPaymentMethod(f"unknown payment method '{method}'; use one of {', '.join(PaymentMethod.values)}")
     received_at = received_at or timezone.now()
-    _date_check(subscriber, operator_date_of(subscriber.operator, received_at), _("payment"), actor or collector)
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
+        _date_check(locked, operator_date_of(locked.operator, received_at), _("payment"), actor or collector)
         window = dt.timedelta(seconds=settings.SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS)
         recent = Payment.objects.filter(
             subscriber=locked, amount=amount, method=method, created_at__gte=timezone.now() - window
@@ -177,10 +177,10 @@ def adjustment_add(
         raise BillingError(f"unknown adjustment reason '{reason}'")
     if not memo.strip():
         raise BillingError("say why: an adjustment needs a note")
-    if effective_date is not None:
-        _date_check(subscriber, effective_date, _("adjustment"), actor)
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
+        if effective_date is not None:
+            _date_check(locked, effective_date, _("adjustment"), actor)
         return _adjustment_append(locked, amount, reason, memo, actor, effective_date)
 
 
@@ -302,10 +302,10 @@ def entry_reverse(
     an invoice is reversed by voiding the invoice, which issues the credit note."""
     if not reason.strip():
         raise BillingError("a reversal needs a reason")
-    if effective_date is not None:
-        _date_check(entry.subscriber, effective_date, _("reversal"), actor)
     with transaction.atomic():
-        subscriber_lock(entry.subscriber_id)
+        locked = subscriber_lock(entry.subscriber_id)
+        if effective_date is not None:
+            _date_check(locked, effective_date, _("reversal"), actor)
         entry = LedgerEntry.objects.select_related("bill").get(pk=entry.pk)
         if LedgerEntry.objects.filter(reverses=entry).exists():
             raise AlreadyReversed(f"entry #{entry.pk} is already reversed")
