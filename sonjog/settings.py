@@ -53,6 +53,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Above everything that reads the database (sessions, users, axes, views): while PostgreSQL is
+    # away a request gets a 503 "retrying" page instead of a 500, and the next one reconnects.
+    "sonjog.core.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -146,6 +149,12 @@ SONJOG_FIELD_KEY = os.environ.get("SONJOG_FIELD_KEY", SECRET_KEY)
 # The router outbox: attempts before a command is marked failed, and the wait between attempts.
 SONJOG_OUTBOX_MAX_ATTEMPTS = int(os.environ.get("SONJOG_OUTBOX_MAX_ATTEMPTS", "10"))
 SONJOG_OUTBOX_RETRY_SECONDS = int(os.environ.get("SONJOG_OUTBOX_RETRY_SECONDS", "120"))
+# The worker (sonjog.core.worker): how often each worker records its heartbeat; how long a worker may
+# stay silent before its running jobs are queued again for another; how long a stopping worker waits
+# for its running jobs before cancelling those that can be cancelled.
+SONJOG_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("SONJOG_WORKER_HEARTBEAT_SECONDS", "10"))
+SONJOG_WORKER_STALLED_SECONDS = float(os.environ.get("SONJOG_WORKER_STALLED_SECONDS", "30"))
+SONJOG_WORKER_SHUTDOWN_SECONDS = float(os.environ.get("SONJOG_WORKER_SHUTDOWN_SECONDS", "30"))
 # A drop of this share of online subscribers within the window raises a "possible network fault".
 SONJOG_ONLINE_DROP_PERCENT = int(os.environ.get("SONJOG_ONLINE_DROP_PERCENT", "30"))
 SONJOG_ONLINE_DROP_WINDOW_MINUTES = int(os.environ.get("SONJOG_ONLINE_DROP_WINDOW_MINUTES", "10"))

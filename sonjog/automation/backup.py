@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,15 +170,23 @@ def _backup_order(path: Path) -> tuple[str, int]:
     return match.group(1), int(match.group(2) or 1)
 
 
-def _publish(partial: Path, directory: Path, stamp: str) -> Path:
-    """Give the finished dump its final name without ever replacing another backup. Backups made in the
-    same second get suffixes -2, -3...: always past the highest one there, so name order stays creation
-    order even after pruning freed a lower one. A hard link fails if the name was taken meanwhile (a
-    concurrent backup), and the next suffix is tried."""
+def _first_free_attempt(directory: Path, stamp: str) -> int:
+    """Backups made in the same second get suffixes -2, -3...: always past the highest one there, so
+    name order stays creation order even after pruning freed a lower one."""
     same_second = [_backup_order(path)[1] for path in backups_list(directory) if _backup_order(path)[0] == stamp]
-    first = max(same_second) + 1 if same_second else 1
+    return max(same_second) + 1 if same_second else 1
+
+
+def _backup_path(directory: Path, stamp: str, attempt: int) -> Path:
+    return directory / (f"sonjog-{stamp}.dump" if attempt == 1 else f"sonjog-{stamp}-{attempt}.dump")
+
+
+def _publish(partial: Path, directory: Path, stamp: str) -> Path:
+    """Give the finished dump its final name without ever replacing another backup. A hard link fails
+    if the name was taken meanwhile (a concurrent backup), and the next suffix is tried."""
+    first = _first_free_attempt(directory, stamp)
     for attempt in range(first, first + 100):
-        final = directory / (f"sonjog-{stamp}.dump" if attempt == 1 else f"sonjog-{stamp}-{attempt}.dump")
+        final = _backup_path(directory, stamp, attempt)
         try:
             os.link(partial, final)
         except FileExistsError:
@@ -195,10 +204,21 @@ def backups_list(directory: Path | None = None) -> list[Path]:
     return sorted((p for p in directory.iterdir() if BACKUP_NAME.match(p.name)), key=_backup_order)
 
 
-def database_backup(*, directory: Path | None = None, keep: int | None = None) -> BackupResult:
+def database_backup(
+    *,
+    directory: Path | None = None,
+    keep: int | None = None,
+    before_dump: Callable[[dict[str, Any]], None] | None = None,
+) -> BackupResult:
     """Dump the current database into `directory`/sonjog-YYYYmmdd-HHMMSS.dump, then delete all but the
     newest `keep` backups. The dump is written under a temporary name and renamed only when pg_dump
-    succeeded, so a failed or interrupted run never leaves something that looks like a backup."""
+    succeeded, so a failed or interrupted run never leaves something that looks like a backup.
+
+    `before_dump` is called, with what is known before the dump (the file it will be published as,
+    the pg_dump used), just before pg_dump takes its snapshot: whatever it commits is in the dump. The
+    backup job records its own run there as finished, so a restored database holds a finished run
+    record for the backup it came from, not one left "running" for ever. (The path is the one the
+    file gets unless another backup takes that name in the same second.)"""
     directory = Path(directory or conf.backup_dir())
     keep = conf.backup_keep() if keep is None else keep
     if keep < 1:
@@ -209,6 +229,9 @@ def database_backup(*, directory: Path | None = None, keep: int | None = None) -
     started = time.monotonic()
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
     partial = directory / f".sonjog-{stamp}-{os.getpid()}-{threading.get_ident()}.partial"
+    if before_dump is not None:
+        planned = _backup_path(directory, stamp, _first_free_attempt(directory, stamp))
+        before_dump({"path": str(planned), "pg_dump": str(tool.path), "server_major": major})
     try:
         _run([str(tool.path), "--format=custom", "--no-password", f"--file={partial}"], _tool_env(), "pg_dump")
         final = _publish(partial, directory, stamp)

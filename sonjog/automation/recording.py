@@ -12,6 +12,7 @@ pgbouncer, point the workers at PostgreSQL directly or use session pooling.)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import json
 import traceback
@@ -36,6 +37,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 JOB_LOCK_NAMESPACE = zlib.crc32(b"sonjog.automation.job") - 2**31
 
 _ERROR_TEXT_LIMIT = 4000
+
+
+class _CurrentRun:
+    def __init__(self, run: JobRun) -> None:
+        self.run = run
+        self.finished_early = False
+
+
+_current_run: contextvars.ContextVar[_CurrentRun | None] = contextvars.ContextVar("sonjog_current_run", default=None)
+
+
+def run_finish_now(outcome: dict[str, Any]) -> None:
+    """Record the run in progress as finished (ok, with `outcome`) now, before its body returns. For
+    a body whose product must hold its own finished record: the backup, whose run row is inside the
+    dump it is about to take. The row is not written again when the body returns (the caller still
+    gets the body's full result in `JobRun.outcome`); a failure after this still marks the run as an
+    error. Outside a recorded run this does nothing."""
+    current = _current_run.get()
+    if current is None:
+        return
+    run = current.run
+    run.status = JobRun.Status.OK
+    run.outcome = _json_outcome(outcome)
+    run.finished_at = max(timezone.now(), run.started_at)
+    run.save(update_fields=["status", "outcome", "finished_at"])
+    current.finished_early = True
 
 
 def _job_key(job_name: str) -> int:
@@ -106,16 +133,24 @@ def record_run(
         # it and the failure could not be recorded: give the body a savepoint there. Outside one the
         # body keeps its own transactions, one per unit of work.
         guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        current = _CurrentRun(run)
+        token = _current_run.set(current)
         try:
             with guard:
                 outcome = _json_outcome(body())
         except Exception as error:
             run.status = JobRun.Status.ERROR
             run.error = error_summary(error)
+            run.outcome = {}
             run.finished_at = max(timezone.now(), run.started_at)
-            run.save(update_fields=["status", "error", "finished_at"])
+            run.save(update_fields=["status", "error", "outcome", "finished_at"])
             if reraise:
                 raise
+            return run
+        finally:
+            _current_run.reset(token)
+        if current.finished_early:
+            run.outcome = outcome  # for the caller; the row keeps what run_finish_now wrote
             return run
         run.status = JobRun.Status.OK
         run.outcome = outcome

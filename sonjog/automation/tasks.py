@@ -11,7 +11,7 @@ from typing import Any
 from procrastinate.contrib.django import app
 
 from sonjog.automation import services
-from sonjog.automation.recording import recorded
+from sonjog.automation.recording import recorded, run_finish_now
 from sonjog.core.jobs import releases_connection
 
 
@@ -44,7 +44,9 @@ def log_retention(timestamp: int | None = None) -> dict[str, Any]:
 @releases_connection
 @recorded("automation.database_backup")
 def database_backup(timestamp: int | None = None) -> dict[str, Any]:
-    return services.database_backup().as_dict()
+    # The run is recorded as finished just before pg_dump's snapshot, so the dump (and any database
+    # restored from it) holds this run finished, not running; the file's size is known only after.
+    return services.database_backup(before_dump=run_finish_now).as_dict()
 
 
 @app.periodic(cron="*/10 * * * *", periodic_id="automation.online_payment_recheck")

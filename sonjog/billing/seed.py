@@ -229,7 +229,7 @@ def _seed_addons(rng: random.Random, operators: list[Operator], subscribers: lis
     }
     stretches = []
     for subscriber in subscribers:
-        if rng.random() >= ADDON_SHARE:
+        if rng.random() >= ADDON_SHARE or subscriber.activation_date is None:
             continue
         for addon in rng.sample(catalogue[subscriber.operator_id], rng.choice([1, 1, 2])):
             stretches.append(SubscriberAddOn(subscriber=subscriber, addon=addon, start_date=subscriber.activation_date))

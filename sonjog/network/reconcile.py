@@ -20,7 +20,7 @@ from sonjog.network import router_io
 from sonjog.network.desired import desired_secret
 from sonjog.network.enforcement import outbox_enqueue_many
 from sonjog.network.models import DriverKind, Router, SuspendMode
-from sonjog.network.services import _observed
+from sonjog.network.services import _observed, outbox_router_answered
 
 
 @dataclasses.dataclass
@@ -232,6 +232,8 @@ def network_reconcile(router: Router | None = None) -> dict[str, RouterReport]:
                 if item.customer_id is not None and item.username in by_name and not each.record_only:
                     to_repair.append(by_name[item.username].pk)
             outbox_enqueue_many(to_repair, "reconciler: drift repair")
+            # It answered: commands waiting out a retry on it go now, not at their next attempt.
+            outbox_router_answered(router=each)
         report.repairs_queued = len(to_repair)
     if any(r.repairs_queued for r in reports.values()):
         from sonjog.network.tasks import drain_outbox_soon

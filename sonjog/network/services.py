@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import zlib
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -129,14 +130,44 @@ def outbox_enqueue(*, subscriber: Subscriber, requested_by: str) -> OutboxComman
     return OutboxCommand.objects.get(pk=row[0])
 
 
+# A signed 32-bit namespace for the per-command session advisory lock, apart from the other locks.
+OUTBOX_LOCK_NAMESPACE = zlib.crc32(b"sonjog.network.outbox") - 2**31
+
+
+def _lock_key(command_id: int) -> int:
+    return command_id % 2**31
+
+
 def _claim(command_id: int) -> bool:
+    """Take one command to run. The runner holds a session advisory lock on the command until its
+    outcome is recorded; PostgreSQL drops the lock with the session, so a command still marked
+    running whose lock is free belongs to a worker that died (kill -9, a lost machine), and the
+    next executor takes it over at once instead of waiting for a timeout."""
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [OUTBOX_LOCK_NAMESPACE, _lock_key(command_id)])
+        row = cursor.fetchone()
+        if not (row and row[0]):
+            return False  # running now, in another session
+        now = timezone.now()
         cursor.execute(
             """UPDATE network_outboxcommand SET status = 'running', started_at = %s
-               WHERE id = %s AND status = 'pending' AND next_attempt_at <= %s""",
-            [timezone.now(), command_id, timezone.now()],
+               WHERE id = %s AND (status = 'running' OR (status = 'pending' AND next_attempt_at <= %s))""",
+            [now, command_id, now],
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount == 1:
+            return True
+    _release(command_id)
+    return False
+
+
+def _release(command_id: int) -> None:
+    if connection.connection is None:
+        return  # the connection is gone, and the lock with it
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [OUTBOX_LOCK_NAMESPACE, _lock_key(command_id)])
+    except DatabaseError:
+        logger.warning("could not release the lock of outbox command %s; it goes with the session", command_id)
 
 
 def outbox_execute(command_id: int, *, force: bool = False, sessions: drivers.Sessions | None = None) -> str:
@@ -146,6 +177,13 @@ def outbox_execute(command_id: int, *, force: bool = False, sessions: drivers.Se
         OutboxCommand.objects.filter(pk=command_id, status=OutboxStatus.PENDING).update(next_attempt_at=timezone.now())
     if not _claim(command_id):
         return OutboxCommand.objects.filter(pk=command_id).values_list("status", flat=True).first() or "missing"
+    try:
+        return _execute_claimed(command_id, sessions)
+    finally:
+        _release(command_id)
+
+
+def _execute_claimed(command_id: int, sessions: drivers.Sessions | None) -> str:
     command = OutboxCommand.objects.select_related("router", "subscriber__package").get(pk=command_id)
     subscriber, router = command.subscriber, command.router
     desired = desired_secret(subscriber, router)
@@ -175,6 +213,10 @@ def outbox_execute(command_id: int, *, force: bool = False, sessions: drivers.Se
             result={"actions": outcome.actions, "router_state": outcome.router_state, "online": outcome.online},
         )
         _observed(subscriber.pk, outcome.router_state, outcome.online, outcome.session, finished, in_sync=True)
+        # The router answered (a RADIUS NAS only if a session was kicked: otherwise nothing was
+        # sent to it): whatever else waits out a retry on it may go now.
+        if router.driver == DriverKind.MIKROTIK or any(a.startswith("session.") for a in outcome.actions):
+            outbox_router_answered(router=router)
     return OutboxStatus.DONE.value
 
 
@@ -225,24 +267,48 @@ def outbox_retry(command: OutboxCommand) -> OutboxCommand:
 
 
 def outbox_drain(*, limit: int = 1000) -> dict[str, int]:
-    """Execute every due pending command (the retry path), and revive commands whose worker died.
-    Commands are taken router by router over one connection each; several drains may run at once,
-    since each command is claimed atomically before it runs."""
-    stale_before = timezone.now() - dt.timedelta(minutes=10)
-    OutboxCommand.objects.filter(status=OutboxStatus.RUNNING, started_at__lt=stale_before).update(
-        status=OutboxStatus.PENDING
-    )
+    """Execute every due pending command (the retry path), and take over commands whose worker died
+    (running, with their lock free: see `_claim`). Commands are taken router by router over one
+    connection each; several drains may run at once, since each command is claimed before it runs.
+    Commands that become due while the drain runs (a router answered again) are taken in a next
+    round, each command at most once per drain."""
     counts: dict[str, int] = {}
-    due = list(
-        OutboxCommand.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=timezone.now())
-        .order_by("router_id", "next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    seen: set[int] = set()
     with drivers.Sessions() as sessions:
-        for command_id in due:
-            status = outbox_execute(command_id, sessions=sessions)
-            counts[status] = counts.get(status, 0) + 1
+        while len(seen) < limit:
+            due = [
+                pk
+                for pk in OutboxCommand.objects.filter(
+                    Q(status=OutboxStatus.PENDING, next_attempt_at__lte=timezone.now()) | Q(status=OutboxStatus.RUNNING)
+                )
+                .order_by("router_id", "next_attempt_at")
+                .values_list("pk", flat=True)[: limit + len(seen)]
+                if pk not in seen
+            ][: limit - len(seen)]
+            if not due:
+                break
+            seen.update(due)
+            for command_id in due:
+                status = outbox_execute(command_id, sessions=sessions)
+                if status != OutboxStatus.RUNNING:  # still running: another live worker has it
+                    counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def outbox_router_answered(*, router: Router) -> int:
+    """The router answered (a connection test, a reconciliation, a command that went through): its
+    commands waiting out a retry after failures become due now, and a drain is queued for them, in
+    the caller's transaction. Returns how many were woken."""
+    now = timezone.now()
+    with transaction.atomic():
+        woken = OutboxCommand.objects.filter(
+            router=router, status=OutboxStatus.PENDING, next_attempt_at__gt=now
+        ).update(next_attempt_at=now)
+        if woken:
+            from sonjog.network.tasks import drain_outbox_soon
+
+            drain_outbox_soon()
+    return woken
 
 
 def _observed(
@@ -272,9 +338,12 @@ def _observed(
 def router_connection_test(*, router: Router) -> drivers.mikrotik.ConnectionTestResult:
     """Try the router's API now and keep the outcome on the router, where lists show it."""
     result = drivers.test(router)
-    Router.objects.filter(pk=router.pk).update(
-        last_test_at=timezone.now(), last_test_ok=result.ok, last_test_message=result.message[:300]
-    )
+    with transaction.atomic():
+        Router.objects.filter(pk=router.pk).update(
+            last_test_at=timezone.now(), last_test_ok=result.ok, last_test_message=result.message[:300]
+        )
+        if result.ok and router.driver == DriverKind.MIKROTIK:  # others have nothing to connect to
+            outbox_router_answered(router=router)
     return result
 
 

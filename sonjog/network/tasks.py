@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from django.db import transaction
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 
@@ -25,13 +26,15 @@ def execute_command(command_id: int) -> str:
 @releases_connection
 @recorded("network.drain_outbox")
 def drain_outbox(timestamp: int | None = None) -> dict[str, int]:
-    """Every minute: retries whose time has come, and commands whose worker died mid-way."""
+    """Every minute (and at once when a router answers again): retries whose time has come, and
+    commands whose worker died mid-way (their lock is free; see services._claim)."""
     return services.outbox_drain()
 
 
 def drain_outbox_soon() -> None:
-    """Ask a worker to drain the outbox now; if a drain is already queued, that one will do."""
-    with contextlib.suppress(AlreadyEnqueued):
+    """Ask a worker to drain the outbox now; if a drain is already queued, that one will do. Safe
+    inside a transaction: the refused insert is rolled back to a savepoint, not the caller's work."""
+    with contextlib.suppress(AlreadyEnqueued), transaction.atomic():
         drain_outbox.defer()
 
 

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,9 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from sonjog.core.cli import SonjogCommand, host_arg, int_arg
+
+WORKER_RESTART_FIRST_DELAY = 1.0
+WORKER_RESTART_MAX_DELAY = 30.0
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "sonjog-demo"
@@ -67,38 +71,40 @@ class Command(SonjogCommand):
         self.stdout.write(self.style.SUCCESS(f"\nSonjog is running at {url}"))
         self.stdout.write(f"Sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}  (Ctrl+C stops everything)\n")
         sonjog = [sys.executable, "-m", "sonjog.cli"]
-        children = [
-            subprocess.Popen([*sonjog, "worker"], env=os.environ.copy()),
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "sonjog.asgi:application",
-                    "--host",
-                    options["host"],
-                    "--port",
-                    str(options["port"]),
-                    "--log-level",
-                    "warning",
-                ],
-                env=os.environ.copy(),
-            ),
-        ]
+        worker_command = [*sonjog, "worker"]
+        # Own sessions: Ctrl+C reaches this process only, which passes one SIGINT on to each child (the
+        # worker takes a second one as "stop at once").
+        children = {"worker": subprocess.Popen(worker_command, env=os.environ.copy(), start_new_session=True)}
+        children["web"] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "sonjog.asgi:application",
+                "--host",
+                options["host"],
+                "--port",
+                str(options["port"]),
+                "--log-level",
+                "warning",
+            ],
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
 
         def stop(_signum: int, _frame: object) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, stop)
         try:
-            children[-1].wait()
+            self._keep_worker_running(worker_command, children)
         except KeyboardInterrupt:
             pass
         finally:
-            for child in children:
+            for child in children.values():
                 if child.poll() is None:
                     child.send_signal(signal.SIGINT)
-            for child in children:
+            for child in children.values():
                 try:
                     child.wait(timeout=10)
                 except subprocess.TimeoutExpired:
@@ -106,3 +112,20 @@ class Command(SonjogCommand):
             for emulator in emulators:
                 emulator.stop()
             sms_gateway.stop()
+
+    def _keep_worker_running(self, command: list[str], children: dict[str, subprocess.Popen[bytes]]) -> None:
+        """Serve until the web server ends, starting the worker again whenever it dies (after 1 s,
+        doubling to 30 s while it keeps dying; back to 1 s once it has run for a minute)."""
+        started, delay = time.monotonic(), WORKER_RESTART_FIRST_DELAY
+        while children["web"].poll() is None:
+            worker = children["worker"]
+            if worker.poll() is None:
+                time.sleep(0.5)
+                continue
+            if time.monotonic() - started >= 60:
+                delay = WORKER_RESTART_FIRST_DELAY
+            self.stderr.write(f"The worker exited (code {worker.returncode}); starting it again in {delay:g} s")
+            time.sleep(delay)
+            delay = min(delay * 2, WORKER_RESTART_MAX_DELAY)
+            children["worker"] = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+            started = time.monotonic()
