@@ -75,8 +75,9 @@ def period_summary(operator: Operator, months: int = 36) -> list[PeriodSummaryRo
 # in Sonjog computes them.
 #
 # "Owes now" (`due`) is the closing due of the subscriber's latest statement (however far ahead it
-# was billed), which the projection keeps equal to the sum of its ledger: one probe of the
-# (subscriber, period) index each. This period's statement is joined for the period figures.
+# was billed), which the projection keeps equal to the sum of its ledger. Nearly every subscriber has a
+# statement for this month or the next, so those are hash-joined from the (operator, period) index;
+# only subscribers billed further ahead, or with neither, probe the (subscriber, period) index.
 #
 # "Overdue" (`is_overdue`, `overdue_amount`) is what is owed beyond the open amounts of the charges still inside
 # their due days + grace: FIFO settles the oldest charges first, so whatever remains of the balance
@@ -87,35 +88,50 @@ def period_summary(operator: Operator, months: int = 36) -> list[PeriodSummaryRo
 # before the next period's charge exists.
 _DUES_CTE = """
 not_yet_late AS (
+    -- Due days + grace are far below three months, which lets this use the period index.
     SELECT b.subscriber_id, sum(b.total - b.allocated) AS open_amount
     FROM billing_bill b
     JOIN operators_operator bo ON bo.id = b.operator_id
     WHERE b.operator_id = ANY(%(dues_operator_ids)s) AND b.reversed_at IS NULL AND b.allocated < b.total
-      -- due days + grace are far below three months, which lets this use the period index.
       AND b.period_month >= %(dues_recent)s AND b.due_date + bo.grace_days >= %(dues_today)s
       AND (%(dues_only)s::bigint[] IS NULL OR b.subscriber_id = ANY(%(dues_only)s::bigint[]))
     GROUP BY b.subscriber_id
-), dues AS (
+), ahead AS (
+    -- Billed further ahead than next month (rare): each such subscriber's latest statement.
+    SELECT DISTINCT ON (x.subscriber_id) x.subscriber_id, x.closing_due
+    FROM billing_statement x
+    WHERE x.operator_id = ANY(%(dues_operator_ids)s) AND x.period_month > %(dues_next_month)s
+      AND (%(dues_only)s::bigint[] IS NULL OR x.subscriber_id = ANY(%(dues_only)s::bigint[]))
+    ORDER BY x.subscriber_id, x.period_month DESC
+), owed AS (
     SELECT s.id, s.operator_id, s.zone_id, s.router_id, s.service_intent, s.router_state, s.session_state,
            s.sync_state, s.activation_date, s.terminated_on, s.expires_on, s.is_vip,
            COALESCE(s.billing_mode, o.billing_mode) AS mode,
-           COALESCE(latest.closing_due, 0) AS due,
-           COALESCE(nyl.open_amount, 0) AS not_yet_late,
+           COALESCE(ah.closing_due, nx.closing_due, cur.closing_due, old.closing_due, 0) AS due,
            o.grace_days,
            cur.opening_due AS cur_opening, cur.billed AS cur_billed, cur.paid AS cur_paid,
            cur.adjusted AS cur_adjusted, cur.closing_due AS cur_closing
     FROM customers_subscriber s
     JOIN operators_operator o ON o.id = s.operator_id
+    LEFT JOIN ahead ah ON ah.subscriber_id = s.id
+    LEFT JOIN billing_statement nx
+        ON nx.subscriber_id = s.id AND nx.period_month = %(dues_next_month)s
+       AND nx.operator_id = ANY(%(dues_operator_ids)s)
     LEFT JOIN billing_statement cur
         ON cur.subscriber_id = s.id AND cur.period_month = %(dues_month)s
        AND cur.operator_id = ANY(%(dues_operator_ids)s)
     LEFT JOIN LATERAL (
+        -- Neither this month nor next: the latest there is.
         SELECT x.closing_due FROM billing_statement x
-        WHERE x.subscriber_id = s.id ORDER BY x.period_month DESC LIMIT 1
-    ) latest ON true
-    LEFT JOIN not_yet_late nyl ON nyl.subscriber_id = s.id
+        WHERE nx.id IS NULL AND cur.id IS NULL AND x.subscriber_id = s.id
+        ORDER BY x.period_month DESC LIMIT 1
+    ) old ON true
     WHERE s.operator_id = ANY(%(dues_operator_ids)s)
       AND (%(dues_only)s::bigint[] IS NULL OR s.id = ANY(%(dues_only)s::bigint[]))
+), dues AS (
+    SELECT w.*, COALESCE(nyl.open_amount, 0) AS not_yet_late
+    FROM owed w
+    LEFT JOIN not_yet_late nyl ON nyl.subscriber_id = w.id
 ), expired AS (
     SELECT d.*,
            CASE WHEN d.service_intent = 'terminated' THEN false
@@ -145,6 +161,7 @@ def dues_cte(operator_ids: list[int], today: dt.date, *, only: list[int] | None 
         "dues_operator_ids": list(operator_ids),
         "dues_today": today,
         "dues_month": month,
+        "dues_next_month": add_months(month, 1),
         "dues_recent": add_months(month, -3),
         "dues_only": list(only) if only is not None else None,
     }
