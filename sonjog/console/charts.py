@@ -51,7 +51,8 @@ def generated_vs_collected(periods: list[PeriodFigures], currency: str) -> SafeS
     bar = slot * 0.34
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(_("Generated and collected, last 12 periods"))}" preserveAspectRatio="xMidYMid meet">'
+        f'aria-label="{escape(_("Generated and paid in period, last 12 periods"))}" '
+        'preserveAspectRatio="xMidYMid meet">'
     ]
     for step in range(5):
         amount = step_amount * step
@@ -63,7 +64,10 @@ def generated_vs_collected(periods: list[PeriodFigures], currency: str) -> SafeS
     for index, figures in enumerate(periods):
         x = left + index * slot + slot * 0.14
         for offset, (value, css, label) in enumerate(
-            ((figures.generated, "bar-generated", _("Generated")), (figures.collected, "bar-collected", _("Collected")))
+            (
+                (figures.generated, "bar-generated", _("Generated")),
+                (figures.collected, "bar-collected", _("Paid in period")),
+            )
         ):
             bar_h = float(value / ceiling) * plot_h if ceiling else 0
             title = f"{formatting.period_label(figures.period_month)} · {label}: {formatting.money(value, currency)}"
@@ -80,6 +84,6 @@ def generated_vs_collected(periods: list[PeriodFigures], currency: str) -> SafeS
     parts.append(f'<rect x="{left}" y="{legend_y - 9}" width="10" height="10" class="bar-generated"/>')
     parts.append(f'<text x="{left + 14}" y="{legend_y}" class="axis">{escape(_("Generated"))}</text>')
     parts.append(f'<rect x="{left + 110}" y="{legend_y - 9}" width="10" height="10" class="bar-collected"/>')
-    parts.append(f'<text x="{left + 124}" y="{legend_y}" class="axis">{escape(_("Collected"))}</text>')
+    parts.append(f'<text x="{left + 124}" y="{legend_y}" class="axis">{escape(_("Paid in period"))}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # every interpolated text above is escaped
