@@ -144,6 +144,21 @@ def allocations_rebalance(subscriber_id: int) -> None:
         Allocation.objects.bulk_create(new_rows)
 
 
+def paid_run_end(subscriber_id: int) -> tuple[dt.date | None, dt.date | None]:
+    """The (exclusive) end and the period label of the last period bill in the unbroken run of fully
+    paid ones, oldest first: what the subscriber has paid for without a gap."""
+    paid_through: dt.date | None = None
+    last_month: dt.date | None = None
+    bills = Bill.objects.filter(subscriber_id=subscriber_id, reversed_at__isnull=True, kind=Bill.Kind.PERIOD)
+    for total, allocated, period_end, period_month in bills.order_by("period_month").values_list(
+        "total", "allocated", "period_end", "period_month"
+    ):
+        if allocated < total:
+            break
+        paid_through, last_month = period_end, period_month
+    return paid_through, last_month
+
+
 def prepaid_expiry(subscriber_id: int) -> dt.date | None:
     """For a prepaid subscriber: the end of the last bill in the unbroken run of fully paid bills,
     carried further by whatever credit is left over, period by period, at what each period's bill
@@ -157,15 +172,7 @@ def prepaid_expiry(subscriber_id: int) -> dt.date | None:
     terms = subscriber_terms(subscriber)
     if terms.mode != BillingMode.PREPAID:
         return subscriber.expires_on
-    paid_through: dt.date | None = None
-    last_month: dt.date | None = None
-    bills = Bill.objects.filter(subscriber_id=subscriber_id, reversed_at__isnull=True, kind=Bill.Kind.PERIOD).order_by(
-        "period_month"
-    )
-    for bill in bills.values("total", "allocated", "period_end", "period_month"):
-        if bill["allocated"] < bill["total"]:
-            break
-        paid_through, last_month = bill["period_end"], bill["period_month"]
+    paid_through, last_month = paid_run_end(subscriber_id)
     credit = -sum(LedgerEntry.objects.filter(subscriber_id=subscriber_id).values_list("amount", flat=True), ZERO)
     month = add_months(last_month, 1) if last_month else terms.period_month_of(subscriber.activation_date)
     vat = terms.vat_for(subscriber.package.vat_applicable)

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from sonjog.billing.models import Allocation, Bill, LedgerEntry, Payment, Receipt
+from sonjog.billing.selectors import subscriber_balance
+from sonjog.billing.services.projection import paid_run_end
 from sonjog.billing.terms import operator_date_of, subscriber_terms
 from sonjog.customers.models import Subscriber
 
 
 def _paid_up_to(subscriber: Subscriber) -> dt.date | None:
     """The last day of service paid for: prepaid, the validity end; otherwise the last day of the
-    latest period bill in the unbroken run of fully paid ones, oldest first."""
+    unbroken run of fully paid period bills."""
     if subscriber_terms(subscriber).mode == "prepaid":
         return subscriber.expires_on - dt.timedelta(days=1) if subscriber.expires_on else None
-    paid_through: dt.date | None = None
-    bills = Bill.objects.filter(subscriber=subscriber, reversed_at__isnull=True, kind=Bill.Kind.PERIOD)
-    for total, allocated, period_end in bills.order_by("period_month").values_list("total", "allocated", "period_end"):
-        if allocated < total:
-            break
-        paid_through = period_end - dt.timedelta(days=1)
-    return paid_through
+    paid_through, _month = paid_run_end(subscriber.pk)
+    return paid_through - dt.timedelta(days=1) if paid_through else None
 
 
 def _settled(entry: LedgerEntry | None) -> list[dict[str, Any]]:
@@ -62,7 +58,7 @@ def receipt_content(payment: Payment, *, reconstructed: bool = False) -> dict[st
     operator = subscriber.operator
     entry = LedgerEntry.objects.filter(payment=payment, kind="payment").first()
     collector = payment.collector
-    balance = LedgerEntry.objects.filter(subscriber=subscriber).aggregate(total=Sum("amount"))["total"]
+    balance = subscriber_balance(subscriber.pk)
     paid_up_to = _paid_up_to(subscriber)
     return {
         "operator": {
@@ -85,7 +81,7 @@ def receipt_content(payment: Payment, *, reconstructed: bool = False) -> dict[st
         "received_on": operator_date_of(operator, payment.received_at).isoformat(),
         "collector": (collector.get_full_name() or collector.get_username()) if collector else "",
         "settled": _settled(entry),
-        "balance_after": None if reconstructed else str(balance if balance is not None else Decimal("0.00")),
+        "balance_after": None if reconstructed else str(balance),
         "paid_up_to": paid_up_to.isoformat() if paid_up_to and not reconstructed else None,
     }
 
