@@ -46,7 +46,10 @@ INSTALLED_APPS = [
     "sonjog.network",
     "sonjog.notifications",
     "sonjog.automation",
+    "sonjog.flows",
     "sonjog.console",
+    "sonjog.demo",
+    "sonjog.bench",
 ]
 
 MIDDLEWARE = [

@@ -57,10 +57,10 @@ __all__ = [
     "log_retention_purge",
     "online_payment_recheck",
     "operator_schedule_set",
+    "operators_due_for_generation",
     "prepaid_expiry_notices_send",
     "reminder_rule_create",
     "reminder_rule_remove",
-    "scheduled_generation",
     "settle_credit",
 ]
 
@@ -197,12 +197,11 @@ def reminder_rule_remove(*, rule: ReminderRule, actor: User | None = None) -> No
 # --------------------------------------------------------------------------------------------------
 
 
-def scheduled_generation(trigger: str, *, now: dt.datetime | None = None) -> dict[str, int]:
-    """The hourly generation run with operator schedules honoured: an operator is billed (every period
-    that has started by its local today) only once its generation day and hour have come. Operators
-    without a schedule are billed as soon as each period starts, as before."""
-    from sonjog.billing.tasks import generate_due_bills
-
+def operators_due_for_generation(*, now: dt.datetime | None = None) -> tuple[list[Operator], int]:
+    """Who the hourly generation run bills now, with operator schedules honoured: an operator is due
+    (every period that has started by its local today) only once its generation day and hour have
+    come; operators without a schedule as soon as each period starts. Returns (due, waiting count);
+    the run itself is `sonjog.flows.generation.scheduled_bills_generate`."""
     now = now or timezone.now()
     schedules = {schedule.operator_id: schedule for schedule in OperatorSchedule.objects.all()}
     due: list[Operator] = []
@@ -213,7 +212,7 @@ def scheduled_generation(trigger: str, *, now: dt.datetime | None = None) -> dic
             waiting += 1
             continue
         due.append(operator)
-    return {**generate_due_bills(trigger, due), "waiting": waiting}
+    return due, waiting
 
 
 # --------------------------------------------------------------------------------------------------

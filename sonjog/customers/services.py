@@ -55,6 +55,12 @@ def notify_event(**kwargs: Any) -> None:
     queue(**kwargs)
 
 
+def _bill_notices_queue(run_id: int) -> None:
+    from sonjog.notifications.services import bill_notices_defer
+
+    bill_notices_defer(run_id=run_id)
+
+
 def _enqueue(subscriber: Subscriber, reason: str) -> None:
     """Queue the router command for this intent in the caller's transaction (never a signal)."""
     from sonjog.network.services import outbox_enqueue
@@ -184,6 +190,7 @@ def subscriber_activate(*, subscriber: Subscriber, activation_date: dt.date, act
                 actor=actor,
                 subscriber_ids=[locked.pk],
                 today=today,
+                on_bills_created=_bill_notices_queue,
             )
         del current
     return locked

@@ -1,4 +1,4 @@
-"""Billing decisions made real: the overdue sweep and reactivation on payment.
+"""Billing decisions made real on the routers: suspension of the overdue, set-based.
 
 "Overdue" is billing's one definition (`sonjog.billing.selectors.overdue_ids`, over `dues_cte`), the
 same figures the dashboard, the overdue list and the reminders read. Prepaid subscribers are suspended
@@ -8,13 +8,11 @@ only when their validity has run out, never before.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from sonjog.billing.selectors import overdue_ids
-from sonjog.billing.terms import operator_today
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.operators.models import Operator
 
@@ -63,49 +61,23 @@ def outbox_enqueue_many(subscriber_ids: list[int], requested_by: str) -> None:
         )
 
 
-def overdue_sweep(*, operator: Operator | None = None, today: dt.date | None = None) -> dict[str, Any]:
-    """Suspend every subscriber past due + grace (never VIPs; prepaid only once expired)."""
-    from sonjog.network.tasks import drain_outbox_soon
-
-    suspended: list[int] = []
-    operators = [operator] if operator else list(Operator.objects.filter(is_active=True).order_by("pk"))
-    for each in operators:
-        day = today or operator_today(each)
-        with transaction.atomic():
-            ids = overdue_ids(each, day, intent=ServiceIntent.ACTIVE)
-            if not ids:
-                continue
-            now = timezone.now()
-            Subscriber.objects.filter(pk__in=ids, service_intent=ServiceIntent.ACTIVE).update(
-                service_intent=ServiceIntent.SUSPENDED, service_intent_at=now
-            )
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    """INSERT INTO core_auditevent (operator_id, action, subscriber_id, detail, created_at)
-                       SELECT %s, 'subscriber.intent.suspended', id, '{"reason": "overdue sweep"}', %s
-                       FROM unnest(%s::bigint[]) AS id""",
-                    [each.pk, now, ids],
-                )
-            outbox_enqueue_many(ids, "overdue sweep")
-            from sonjog.notifications.services import event_notices_defer
-
-            # "You are suspended; here is how to pay": rendered and queued by a job, not in the sweep.
-            event_notices_defer(event="suspension", subscriber_ids=ids, dedup_prefix=f"suspension:{day:%Y-%m-%d}")
-            suspended.extend(ids)
-    if suspended:
-        drain_outbox_soon()
-    return {"suspended": len(suspended), "subscriber_ids": suspended}
-
-
-def reactivate_if_cleared(subscriber: Subscriber, *, reason: str) -> bool:
-    """Called inside the payment's transaction: a suspended subscriber whose due is cleared comes back
-    now, and the router command is queued in this same transaction."""
-    if subscriber.service_intent != ServiceIntent.SUSPENDED:
-        return False
-    today = operator_today(subscriber.operator)
-    if overdue_ids(subscriber.operator, today, intent=ServiceIntent.SUSPENDED, only=[subscriber.pk]):
-        return False
-    from sonjog.customers.services import subscriber_set_intent
-
-    subscriber_set_intent(subscriber=subscriber, intent=ServiceIntent.ACTIVE, reason=reason)
-    return True
+def overdue_suspend(operator: Operator, day: dt.date) -> list[int]:
+    """In the caller's transaction: suspend the operator's active subscribers that are overdue on
+    `day` (never VIPs; prepaid only once expired), with their audit rows and router commands, all
+    set-based. Returns the suspended ids. The sweep with its notices is `sonjog.flows.enforcement`."""
+    ids = overdue_ids(operator, day, intent=ServiceIntent.ACTIVE)
+    if not ids:
+        return []
+    now = timezone.now()
+    Subscriber.objects.filter(pk__in=ids, service_intent=ServiceIntent.ACTIVE).update(
+        service_intent=ServiceIntent.SUSPENDED, service_intent_at=now
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO core_auditevent (operator_id, action, subscriber_id, detail, created_at)
+               SELECT %s, 'subscriber.intent.suspended', id, '{"reason": "overdue sweep"}', %s
+               FROM unnest(%s::bigint[]) AS id""",
+            [operator.pk, now, ids],
+        )
+    outbox_enqueue_many(ids, "overdue sweep")
+    return ids

@@ -1,5 +1,5 @@
 """Network jobs: the outbox executor and drain, the reconciler, the stale-session closer, the
-online sampler and the overdue sweep."""
+online sampler. (The overdue sweep is a flow: `sonjog.flows.tasks`.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from sonjog.automation.recording import recorded
 from sonjog.core.jobs import releases_connection
-from sonjog.network import enforcement, services
+from sonjog.network import services
 
 
 @app.task(name="network.execute_command", queue="network")
@@ -36,15 +36,6 @@ def drain_outbox_soon() -> None:
     inside a transaction: the refused insert is rolled back to a savepoint, not the caller's work."""
     with contextlib.suppress(AlreadyEnqueued), transaction.atomic():
         drain_outbox.defer()
-
-
-@app.periodic(cron="30 0 * * *", periodic_id="network.overdue_sweep")
-@app.task(name="network.overdue_sweep", queue="network", queueing_lock="network.overdue_sweep")
-@releases_connection
-@recorded("network.overdue_sweep")
-def overdue_sweep(timestamp: int | None = None) -> dict[str, Any]:
-    result = enforcement.overdue_sweep()
-    return {"suspended": result["suspended"]}
 
 
 @app.periodic(cron="*/15 * * * *", periodic_id="network.reconcile")

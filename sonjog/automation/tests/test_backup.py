@@ -18,8 +18,8 @@ from sonjog.automation.backup import (
     pg_tool,
 )
 from sonjog.automation.exceptions import BackupError, RestoreRefused
-from sonjog.billing.seed import seed_isp
 from sonjog.billing.verification import CHECKS, COUNTS_SQL, ledger_verify
+from sonjog.demo.seed import seed_isp
 
 
 def run(*args):

@@ -13,8 +13,8 @@ from django.db import connection
 from sonjog.automation.backup import connect, database_restore
 from sonjog.automation.models import JobRun
 from sonjog.automation.services import job_run_now
-from sonjog.billing.seed import seed_isp
 from sonjog.billing.verification import CHECKS, COUNTS_SQL, ledger_verify
+from sonjog.demo.seed import seed_isp
 
 _TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
 # Every row of the table as text, in a fixed order: equal digests, equal tables.

@@ -11,9 +11,9 @@ from sonjog.automation.models import FupState, JobRun
 from sonjog.automation.selectors import credit_settlement_candidates
 from sonjog.automation.tests.conftest import lose_allocations
 from sonjog.billing.models import Allocation, Bill
-from sonjog.billing.services import payment_record
 from sonjog.billing.verification import ledger_verify
 from sonjog.conftest import make_operator, make_package, make_subscriber, run_at_once
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import OutboxCommand
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +36,7 @@ def stranded_credit():
     subscribers = []
     for _ in range(6):
         subscriber = make_subscriber(operator, package, activation_date=today - dt.timedelta(days=40))
-        payment_record(subscriber=subscriber, amount=Decimal("1500.00"), method="cash")
+        payment_receive(subscriber=subscriber, amount=Decimal("1500.00"), method="cash")
         lose_allocations(subscriber)
         subscribers.append(subscriber)
     return subscribers

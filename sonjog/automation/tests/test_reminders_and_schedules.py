@@ -17,13 +17,13 @@ from sonjog.automation.services import (
     prepaid_expiry_notices_send,
     reminder_rule_create,
     reminder_rule_remove,
-    scheduled_generation,
 )
 from sonjog.billing.models import Bill
-from sonjog.billing.services import payment_record
 from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.customers.models import Zone
 from sonjog.customers.services import subscriber_set_intent
+from sonjog.flows.generation import scheduled_bills_generate
+from sonjog.flows.payments import payment_receive
 
 pytestmark = pytest.mark.django_db
 D = dt.date
@@ -58,8 +58,8 @@ def people(operator, home, office):
         "suspended": sub(D(2027, 6, 8)),
         "disabled": sub(D(2027, 6, 8)),
     }
-    payment_record(subscriber=made["paid"], amount=Decimal("1000.00"), method="cash")
-    payment_record(subscriber=made["part_paid"], amount=Decimal("400.00"), method="cash")
+    payment_receive(subscriber=made["paid"], amount=Decimal("1000.00"), method="cash")
+    payment_receive(subscriber=made["part_paid"], amount=Decimal("400.00"), method="cash")
     subscriber_set_intent(subscriber=made["suspended"], intent="suspended", reason="test")
     subscriber_set_intent(subscriber=made["disabled"], intent="disabled", reason="test")
     return made
@@ -109,7 +109,7 @@ def test_reminder_candidates_across_offsets_and_modes(isp):
     assert [(names[c.subscriber_id], c.offset_days) for c in later] == [("due_in_3_days", 0)]
 
     # Paying May's bill makes June's (due today) the oldest open one.
-    payment_record(subscriber=made["older_bill_open"], amount=Decimal("1000.00"), method="cash")
+    payment_receive(subscriber=made["older_bill_open"], amount=Decimal("1000.00"), method="cash")
     assert "older_bill_open" in {names[c.subscriber_id] for c in reminder_candidates(operator, TODAY)}
     # Another operator's rules and bills never mix in.
     assert reminder_candidates(make_operator(), TODAY) == []
@@ -125,7 +125,7 @@ def test_expiry_candidates_for_prepaid_subscribers(isp):
         "monthly": make_subscriber(operator, home, activation_date=D(2027, 5, 15)),
     }
     for subscriber in made.values():
-        payment_record(subscriber=subscriber, amount=Decimal("1000.00"), method="cash")
+        payment_receive(subscriber=subscriber, amount=Decimal("1000.00"), method="cash")
     for subscriber in made.values():
         subscriber.refresh_from_db()
     assert made["expires_in_3_days"].expires_on == D(2027, 6, 18)
@@ -164,7 +164,7 @@ def test_a_zone_rule_reaches_the_zone_and_its_sub_zones_only(isp):
         ),
     }
     for name in ("prepaid_uttara", "prepaid_mirpur"):
-        payment_record(subscriber=made[name], amount=Decimal("1000.00"), method="cash")
+        payment_receive(subscriber=made[name], amount=Decimal("1000.00"), method="cash")
     names = {subscriber.pk: name for name, subscriber in made.items()}
     due = reminder_rule_create(operator=operator, event=ReminderEvent.BILL_DUE, offset_days=0, zone=uttara)
     expiry = reminder_rule_create(operator=operator, event=ReminderEvent.PREPAID_EXPIRY, offset_days=0, zone=uttara)
@@ -245,12 +245,12 @@ def test_generation_honours_the_operators_day_and_hour(frozen_clock):
         return Bill.objects.filter(subscriber__operator=operator, period_month=D(2027, 7, 1)).count()
 
     frozen_clock.now = dt.datetime(2027, 7, 1, 11, tzinfo=DHAKA)  # 1 July, 11:00: before day 2
-    result = scheduled_generation("nightly")
+    result = scheduled_bills_generate("nightly")
     assert (result["operators"], result["waiting"], result["created"]) == (1, 1, 1)
     assert (july_bills(calendar), july_bills(scheduled)) == (1, 0)
     frozen_clock.now = dt.datetime(2027, 7, 2, 9, 30, tzinfo=DHAKA)  # day 2, before 10:00
-    assert scheduled_generation("nightly")["waiting"] == 1 and july_bills(scheduled) == 0
+    assert scheduled_bills_generate("nightly")["waiting"] == 1 and july_bills(scheduled) == 0
     frozen_clock.now = dt.datetime(2027, 7, 2, 10, 17, tzinfo=DHAKA)
-    result = scheduled_generation("nightly")
+    result = scheduled_bills_generate("nightly")
     assert (result["waiting"], result["created"]) == (0, 1) and july_bills(scheduled) == 1
-    assert scheduled_generation("nightly")["created"] == 0
+    assert scheduled_bills_generate("nightly")["created"] == 0

@@ -9,9 +9,9 @@ from django.db import connection
 from sonjog.automation.models import JobRun
 from sonjog.automation.services import log_retention_purge
 from sonjog.billing.models import Allocation, Bill, LedgerEntry, Payment, Statement
-from sonjog.billing.services import payment_record
 from sonjog.conftest import FROZEN_NOW, make_operator, make_package, make_subscriber
 from sonjog.core.models import AuditEvent
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import OnlineSample, OutboxAttempt, OutboxCommand
 from sonjog.network.services import router_create
 
@@ -48,7 +48,7 @@ def logs(frozen_clock, settings):
     settings.SONJOG_RETENTION_BATCH_SIZE = 2  # several batches per table
     operator = make_operator(vat_rate=Decimal("0"))
     subscriber = make_subscriber(operator, make_package(operator), activation_date=dt.date(2027, 3, 1))
-    payment_record(subscriber=subscriber, amount=Decimal("500.00"), method="cash")
+    payment_receive(subscriber=subscriber, amount=Decimal("500.00"), method="cash")
     router = router_create(operator=operator, name="core", address="127.0.0.1", record_only=True)
     long_ago = days_ago(400)
     command = OutboxCommand.objects.create(

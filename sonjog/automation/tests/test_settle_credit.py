@@ -11,9 +11,9 @@ from sonjog.automation.selectors import credit_settlement_candidates
 from sonjog.automation.services import job_run_now, settle_credit
 from sonjog.automation.tests.conftest import lose_allocations
 from sonjog.billing.models import Allocation, Bill, EntryKind, LedgerEntry
-from sonjog.billing.services import payment_record
 from sonjog.billing.verification import ledger_verify
 from sonjog.conftest import make_operator, make_package, make_subscriber
+from sonjog.flows.payments import payment_receive
 
 pytestmark = pytest.mark.django_db
 D = dt.date
@@ -34,14 +34,14 @@ def test_waiting_credit_is_allocated_to_open_bills_and_a_second_run_changes_noth
     operator, package = isp
     # Activated 1 May: May and June billed, 1000 each. 1500 paid: May settled, June half open.
     stranded = make_subscriber(operator, package, activation_date=D(2027, 5, 1))
-    payment_record(subscriber=stranded, amount=Decimal("1500.00"), method="cash")
+    payment_receive(subscriber=stranded, amount=Decimal("1500.00"), method="cash")
     may, june = Bill.objects.filter(subscriber=stranded).order_by("period_month")
     lose_allocations(stranded)
     assert allocated_to(may) == 0 and allocated_to(june) == 0
 
     # Credit but nothing open: not a candidate. Open bills but no credit: not a candidate either.
     settled_ahead = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
-    payment_record(subscriber=settled_ahead, amount=Decimal("1300.00"), method="cash")
+    payment_receive(subscriber=settled_ahead, amount=Decimal("1300.00"), method="cash")
     unpaid = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
 
     assert credit_settlement_candidates() == [stranded.pk]
@@ -70,7 +70,7 @@ def test_waiting_credit_is_allocated_to_open_bills_and_a_second_run_changes_noth
 def test_an_allocation_to_a_reversed_payment_is_released_by_the_rebalance(isp):
     operator, package = isp
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
-    payment = payment_record(subscriber=subscriber, amount=Decimal("1000.00"), method="cash")
+    payment = payment_receive(subscriber=subscriber, amount=Decimal("1000.00"), method="cash")
     entry = LedgerEntry.objects.get(payment=payment, kind=EntryKind.PAYMENT)
     # A reversal written without its rebalance (as a raw data fix would): the bill still looks paid.
     LedgerEntry.objects.create(
@@ -96,7 +96,7 @@ def test_an_allocation_to_a_reversed_payment_is_released_by_the_rebalance(isp):
 def test_the_settle_credit_job_records_its_counts(isp):
     operator, package = isp
     subscriber = make_subscriber(operator, package, activation_date=D(2027, 6, 1))
-    payment_record(subscriber=subscriber, amount=Decimal("400.00"), method="bkash")
+    payment_receive(subscriber=subscriber, amount=Decimal("400.00"), method="bkash")
     lose_allocations(subscriber)
     run = job_run_now("automation.settle_credit")
     assert run.status == JobRun.Status.OK

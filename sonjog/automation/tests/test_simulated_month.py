@@ -17,17 +17,17 @@ from sonjog.automation.services import (
     due_reminders_send,
     prepaid_expiry_notices_send,
     reminder_rule_create,
-    scheduled_generation,
     settle_credit,
 )
 from sonjog.billing.models import Bill, BillingRun, Payment
 from sonjog.billing.selectors import subscriber_balance
-from sonjog.billing.services import payment_record
 from sonjog.conftest import make_operator, make_package
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import Subscriber
 from sonjog.customers.services import subscriber_create
-from sonjog.network.enforcement import overdue_sweep
+from sonjog.flows.enforcement import overdue_sweep
+from sonjog.flows.generation import scheduled_bills_generate
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import OutboxCommand
 from sonjog.notifications.models import Message
 from sonjog.notifications.services import provider_account_create, sms_credit_add
@@ -51,7 +51,7 @@ def mode(index: int) -> str:
 
 
 def run_jobs() -> None:
-    scheduled_generation(BillingRun.Trigger.NIGHTLY)
+    scheduled_bills_generate(BillingRun.Trigger.NIGHTLY)
     settle_credit()
     overdue_sweep()
     due_reminders_send()
@@ -117,7 +117,7 @@ def test_a_month_runs_itself(gateway, frozen_clock):
                 behaviour(n) == "late" and day == D(2027, 6, 15)
             )
             if pays_today:
-                payment_record(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="bkash")
+                payment_receive(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="bkash")
         run_jobs()
         after_first = snapshot()
         run_jobs()  # every job twice a day: the second run must change nothing

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -292,12 +293,15 @@ def bill_generate_period(
     subscriber_ids: list[int] | None = None,
     today: dt.date | None = None,
     started_by: dt.date | None = None,
+    on_bills_created: Callable[[int], None] | None = None,
 ) -> GenerationResult:
     """Bill `period_month` (and any missing earlier periods since activation) for the operator's
     subscribers, or only `subscriber_ids`. One transaction; one subscriber's error never aborts it.
 
     `started_by` limits the run to periods that have begun by that date: the nightly job passes today,
-    so an anniversary subscriber is billed on their own day, not on the 1st."""
+    so an anniversary subscriber is billed on their own day, not on the 1st. `on_bills_created(run_id)`
+    is called inside the run's transaction when it created or backfilled bills: the flows layer queues
+    the subscribers' notices there (`sonjog.flows.generation`), so they commit with the bills."""
     started = time.monotonic()
     started_at = timezone.now()
     period_month = period_month.replace(day=1)
@@ -305,7 +309,9 @@ def bill_generate_period(
     result = GenerationResult(period=period_month)
     run = _run_record_open(operator, period_month, trigger, actor, started_at)
     try:
-        _generate(operator, period_month, subscriber_ids, started_by, actor, today, run, result, started)
+        _generate(
+            operator, period_month, subscriber_ids, started_by, actor, today, run, result, started, on_bills_created
+        )
     except BaseException:
         if not connection.in_atomic_block:
             # Failed, not killed: say so now rather than when the connection is gone.
@@ -326,6 +332,7 @@ def _generate(
     run: BillingRun,
     result: GenerationResult,
     started: float,
+    on_bills_created: Callable[[int], None] | None,
 ) -> None:
     with transaction.atomic():
         if subscriber_ids is None:
@@ -365,11 +372,8 @@ def _generate(
             seconds=result.seconds,
         )
         result.run_id = run.pk
-        if result.created or result.backfilled:
-            # "Bill generated" notices are rendered and queued by a job, not inside the run.
-            from sonjog.notifications.services import bill_notices_defer
-
-            bill_notices_defer(run_id=run.pk)
+        if on_bills_created is not None and (result.created or result.backfilled):
+            on_bills_created(run.pk)
 
 
 def _plan(

@@ -82,7 +82,9 @@ def payment_record(
     gateway: str = "",
     gateway_transaction_id: str = "",
 ) -> Payment:
-    """Record money received, allocate it FIFO to the oldest open bills, keep any excess as credit."""
+    """Record money received, allocate it FIFO to the oldest open bills, keep any excess as credit.
+    The money only: entry points call `sonjog.flows.payments.payment_receive`, which adds the
+    reconnection and the message in the same transaction."""
     if amount is None or amount <= 0:
         raise InvalidAmount(f"the amount must be more than zero (got {amount})")
     if round_money(amount) != amount:
@@ -136,17 +138,6 @@ def payment_record(
         money_changed([locked.pk], [(locked.pk, entry.period_month)])
         locked.refresh_from_db(fields=["expires_on"])
         receipt_issue(payment=payment)
-        from sonjog.network.enforcement import reactivate_if_cleared
-
-        reactivate_if_cleared(locked, reason=f"payment #{payment.pk} cleared the due")
-        from sonjog.notifications.services import notify_event
-
-        notify_event(
-            subscriber=locked,
-            event="payment_received",
-            context={"payment_amount": amount},
-            dedup_key=f"payment_received:payment:{payment.pk}",
-        )
         audit(
             operator=locked.operator,
             action="payment.record",

@@ -22,7 +22,7 @@ from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.network.enforcement import overdue_sweep
+from sonjog.flows.enforcement import overdue_sweep
 from sonjog.operators.models import Operator
 
 pytestmark = pytest.mark.django_db

@@ -151,7 +151,7 @@ def test_discount_needs_permission(operator, package, clerk, owner):
 
 
 def test_nightly_job_bills_what_has_started_and_is_idempotent(operator, package, frozen_clock):
-    from sonjog.billing.tasks import generate_due_bills
+    from sonjog.flows.generation import due_bills_generate as generate_due_bills
 
     anniversary = make_subscriber(operator, package, activation_date=D(2027, 1, 20), billing_cycle="anniversary")
     calendar = make_subscriber(operator, package, activation_date=D(2027, 3, 1))

@@ -9,10 +9,10 @@ from django.test import Client
 from django.urls import reverse
 
 from sonjog.billing.models import Invoice, LedgerEntry, Payment
-from sonjog.billing.services import payment_record
 from sonjog.console.models import BulkAction
 from sonjog.console.tests.conftest import add_staff
 from sonjog.customers.models import Subscriber
+from sonjog.flows.payments import payment_receive
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def _snapshot():
 @pytest.fixture
 def south_rows(tree):
     subscriber = tree.south.subscribers[0]
-    payment = payment_record(subscriber=subscriber, amount=subscriber_invoice(subscriber).total, method="cash")
+    payment = payment_receive(subscriber=subscriber, amount=subscriber_invoice(subscriber).total, method="cash")
     return {
         "subscriber": subscriber,
         "invoice": subscriber_invoice(subscriber),
@@ -216,7 +216,7 @@ def test_a_login_that_sees_only_its_own_operator(tree):
 )
 def test_roles_without_the_permission_get_403(tree, role, method, name, args):
     subscriber = tree.north.subscribers[0]
-    payment = payment_record(subscriber=subscriber, amount=subscriber_invoice(subscriber).total, method="cash")
+    payment = payment_receive(subscriber=subscriber, amount=subscriber_invoice(subscriber).total, method="cash")
     values = {
         "subscriber": [subscriber.pk],
         "entry": [subscriber.pk, payment.entries.get().pk],

@@ -13,12 +13,12 @@ import pytest
 from playwright.sync_api import expect
 
 from sonjog.billing.models import LedgerEntry, Payment, Statement
-from sonjog.billing.services import payment_record
 from sonjog.billing.terms import operator_today
 from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.console.tests.conftest import PASSWORD, screenshot
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import Subscriber, Zone
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import OutboxCommand, OutboxStatus
 from sonjog.network.routeros.emulator import RouterOSEmulator
 from sonjog.network.services import router_create
@@ -43,7 +43,7 @@ def _isp():
         for statement in list(Statement.objects.filter(subscriber=subscriber, billed__gt=0).order_by("period_month"))[
             :-1
         ]:
-            payment_record(subscriber=subscriber, amount=statement.billed, method="bkash", confirm_duplicate=True)
+            payment_receive(subscriber=subscriber, amount=statement.billed, method="bkash", confirm_duplicate=True)
     clerk = staff_create(operator=operator, username="rina", password=PASSWORD, role="billing_clerk").user
     owner = staff_create(operator=operator, username="karim", password=PASSWORD, role="owner").user
     return operator, package, zone, clerk, owner, today

@@ -11,11 +11,12 @@ import time_machine
 from django.urls import reverse
 
 from sonjog.billing.models import LedgerEntry
-from sonjog.billing.services import entry_reverse, payment_record
+from sonjog.billing.services import entry_reverse
 from sonjog.conftest import DHAKA, make_operator, make_package, make_subscriber
 from sonjog.console import selectors
 from sonjog.console.access import Scope
 from sonjog.core.periods import add_months
+from sonjog.flows.payments import payment_receive
 from sonjog.operators.services import staff_create
 
 pytestmark = pytest.mark.django_db
@@ -42,8 +43,8 @@ def test_card_list_and_day_sheets_add_up_to_the_money_received():
         (anniversary, "50.00", _at(dt.date(2026, 11, 30), 23, 30)),
     ]
     for subscriber, amount, at in received:
-        payment_record(subscriber=subscriber, amount=Decimal(amount), method="cash", received_at=at)
-    mistaken = payment_record(
+        payment_receive(subscriber=subscriber, amount=Decimal(amount), method="cash", received_at=at)
+    mistaken = payment_receive(
         subscriber=calendar, amount=Decimal("999.00"), method="cash", received_at=_at(dt.date(2026, 12, 5), 11)
     )
     entry_reverse(entry=LedgerEntry.objects.get(payment=mistaken, kind="payment"), reason="keyed twice")

@@ -12,12 +12,12 @@ from django.utils import timezone
 
 from sonjog.billing.models import LedgerEntry
 from sonjog.billing.selectors import overdue_ids
-from sonjog.billing.services import payment_record
 from sonjog.billing.terms import operator_today
 from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.console import selectors
 from sonjog.console.access import Scope
 from sonjog.customers.models import ServiceIntent, Subscriber
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import NetworkAlert
 from sonjog.notifications.models import LowBalanceAlert
 from sonjog.operators.services import staff_create
@@ -30,7 +30,7 @@ def test_figures_match_the_rows_behind_them(pinned_day, tree):
     today = operator_today(north.operator)
     late = make_subscriber(north.operator, north.package, today - dt.timedelta(days=80), zone=north.zone)
     paid = make_subscriber(north.operator, north.package, today - dt.timedelta(days=80), zone=north.zone)
-    payment_record(subscriber=paid, amount=Decimal("5000.00"), method="cash")
+    payment_receive(subscriber=paid, amount=Decimal("5000.00"), method="cash")
     states = [
         ("active", "disabled", "offline", "in_sync"),
         ("suspended", "enabled", "offline", "in_sync"),
@@ -123,7 +123,7 @@ def test_closed_period_sums_are_cached_and_a_correction_in_the_past_shows_at_onc
     assert adjusted(rows) == 0
 
     # Money moving in the current period leaves the closed periods' cache alone.
-    payment_record(subscriber=old, amount=Decimal("100.00"), method="cash")
+    payment_receive(subscriber=old, amount=Decimal("100.00"), method="cash")
     with CaptureQueriesContext(connection) as second:
         again = selectors.period_summary_rows(scope, today)
     assert not _closed_sums_computed(second.captured_queries)

@@ -24,7 +24,6 @@ from openpyxl import load_workbook
 
 from sonjog.billing.models import EntryKind, Invoice, LedgerEntry
 from sonjog.billing.selectors import subscriber_balance
-from sonjog.billing.services import payment_record
 from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_package, make_subscriber
 from sonjog.console import urls as console_urls
@@ -32,6 +31,7 @@ from sonjog.console.tests.conftest import Tree
 from sonjog.core.tests.hostile import hostile_text, money_snapshot
 from sonjog.customers.models import Subscriber
 from sonjog.customers.services import subscriber_addon_activate
+from sonjog.flows.payments import payment_receive
 from sonjog.notifications.models import ProviderAccount
 from sonjog.notifications.services import provider_account_create, template_save
 
@@ -573,7 +573,7 @@ def test_the_sign_in_form_takes_hostile_values(db):
 
 @pytest.fixture
 def world_with_receipt(world):
-    world.rows["receipt"] = payment_record(subscriber=world.subscriber, amount=Decimal("100.00"), method="cash")
+    world.rows["receipt"] = payment_receive(subscriber=world.subscriber, amount=Decimal("100.00"), method="cash")
     return world
 
 
@@ -625,7 +625,7 @@ def exported(world):
         Subscriber.objects.filter(pk=subscriber.pk).update(name=payload, address=payload)
         carriers.append(subscriber)
     in_credit = make_subscriber(root.operator, root.package, None)
-    payment_record(subscriber=in_credit, amount=Decimal("250.00"), method="cash")
+    payment_receive(subscriber=in_credit, amount=Decimal("250.00"), method="cash")
     assert subscriber_balance(in_credit.pk) == Decimal("-250.00")
     return world, carriers, in_credit
 

@@ -14,10 +14,10 @@ import pytest
 from django.test import Client
 from playwright.sync_api import expect
 
-from sonjog.billing.services import payment_record
 from sonjog.conftest import make_operator, make_package, make_subscriber, process_env
 from sonjog.console.tests.conftest import screenshot
 from sonjog.customers.models import Zone
+from sonjog.flows.payments import payment_receive
 from sonjog.operators.services import operator_create, staff_create
 
 # The dashboard is served by uvicorn in its own process, on the real clock; nothing here depends on
@@ -112,12 +112,12 @@ def test_a_payment_elsewhere_updates_the_open_dashboard(uvicorn_server, browser)
     page.evaluate("window.__notReloaded = true")
 
     # Money in another operator's subtree (the root's own subscriber) does not concern this viewer.
-    payment_record(subscriber=subscriber, amount=Decimal("150.00"), method="cash")
+    payment_receive(subscriber=subscriber, amount=Decimal("150.00"), method="cash")
     page.wait_for_timeout(1500)
     expect(collected).to_have_text("৳0")
 
     # A payment for one of the reseller's subscribers, recorded on another connection, arrives live.
-    payment_record(subscriber=outsider, amount=Decimal("250.00"), method="bkash")
+    payment_receive(subscriber=outsider, amount=Decimal("250.00"), method="bkash")
     expect(collected).to_have_text("৳250")
     expect(page.locator("#card-today .value")).to_have_text("৳250")
     assert page.evaluate("window.__notReloaded") is True

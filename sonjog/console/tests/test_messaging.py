@@ -11,11 +11,11 @@ from django.db import transaction
 from django.urls import reverse
 
 from sonjog.billing.selectors import subscriber_balance
-from sonjog.billing.services import payment_record
 from sonjog.console import formatting
 from sonjog.console.tests.conftest import add_staff
 from sonjog.core.models import AuditEvent
 from sonjog.customers.models import ServiceIntent, Subscriber
+from sonjog.flows.payments import payment_receive
 from sonjog.notifications import selectors as notify
 from sonjog.notifications.models import (
     BulkSend,
@@ -364,7 +364,7 @@ def _bulk_setup(tree):
     north = tree.north.operator
     _sms_account(north, credit="50.00", cost="0.25")
     paid_up = tree.north.subscribers[0]
-    payment_record(subscriber=paid_up, amount=subscriber_balance(paid_up.pk), method="cash")
+    payment_receive(subscriber=paid_up, amount=subscriber_balance(paid_up.pk), method="cash")
     from sonjog.conftest import make_subscriber
 
     extra = [

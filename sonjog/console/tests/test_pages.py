@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from sonjog.billing.models import Invoice, Payment
-from sonjog.billing.services import payment_record
+from sonjog.flows.payments import payment_receive
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def _pages(tree):
     subscriber = tree.north.subscribers[0]
     invoice = Invoice.objects.filter(bill__subscriber=subscriber).earliest("pk")
-    payment = payment_record(subscriber=subscriber, amount=invoice.total, method="cash")
+    payment = payment_receive(subscriber=subscriber, amount=invoice.total, method="cash")
     return [
         reverse("console:dashboard"),
         reverse("console:dashboard_live"),

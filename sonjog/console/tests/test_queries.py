@@ -12,12 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from sonjog.billing.models import Invoice
-from sonjog.billing.services import adjustment_add, entry_reverse, payment_record
+from sonjog.billing.services import adjustment_add, entry_reverse
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_subscriber
 from sonjog.customers.models import Zone
 from sonjog.customers.services import subscriber_addon_activate
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import OutboxCommand, OutboxStatus
 from sonjog.network.services import router_create
 
@@ -61,7 +62,7 @@ def _grow(tree, extra: int) -> None:
     for index in range(extra):
         zone = Zone.objects.create(operator=branch.operator, parent=branch.zone, name=f"Block {extra}-{index}")
         subscriber = make_subscriber(branch.operator, branch.package, today - dt.timedelta(days=45), zone=zone)
-        payment = payment_record(
+        payment = payment_receive(
             subscriber=subscriber,
             amount=Invoice.objects.filter(bill__subscriber=subscriber).earliest("pk").total,
             method="cash",

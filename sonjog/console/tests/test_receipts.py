@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 
 from sonjog.billing.models import Receipt
-from sonjog.billing.services import adjustment_add, payment_record
+from sonjog.billing.services import adjustment_add
 from sonjog.conftest import make_operator, make_package, make_subscriber
+from sonjog.flows.payments import payment_receive
 from sonjog.operators.services import staff_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_clock")]
@@ -30,7 +31,7 @@ def test_the_receipt_states_what_was_true_when_it_was_issued():
     subscriber = make_subscriber(operator, package, dt.date(2027, 5, 1))  # May and June billed
     clerk = staff_create(operator=operator, username="receipt-clerk", password="x-long-pass-1", role="billing_clerk")
     adjustment_add(subscriber=subscriber, amount=Decimal("500.00"), reason="manual", memo="Installation")
-    payment = payment_record(subscriber=subscriber, amount=Decimal("2400.00"), method="bkash", collector=clerk.user)
+    payment = payment_receive(subscriber=subscriber, amount=Decimal("2400.00"), method="bkash", collector=clerk.user)
     receipt = Receipt.objects.get(payment=payment)
     content = receipt.content
     assert content["balance_after"] == "500.00" and content["paid_up_to"] == "2027-06-30"
@@ -38,7 +39,7 @@ def test_the_receipt_states_what_was_true_when_it_was_issued():
     assert content["operator"]["bin"] == "000123456-0101" and content["collector"] == "receipt-clerk"
 
     # Later money changes nothing the receipt says; the next receipt names the charge it settled.
-    later = payment_record(subscriber=subscriber, amount=Decimal("500.00"), method="cash")
+    later = payment_receive(subscriber=subscriber, amount=Decimal("500.00"), method="cash")
     receipt.refresh_from_db()
     assert receipt.content == content
     assert [(i["kind"], i["description"]) for i in later.receipt.content["settled"]] == [("charge", "Installation")]
@@ -61,7 +62,7 @@ def test_the_receipt_states_what_was_true_when_it_was_issued():
 def test_a_payment_from_before_receipts_gets_a_reconstructed_one(db):
     operator = make_operator(vat_rate=Decimal("0"))
     subscriber = make_subscriber(operator, make_package(operator, "800.00", vat=False), dt.date(2027, 6, 1))
-    payment = payment_record(subscriber=subscriber, amount=Decimal("800.00"), method="cash")
+    payment = payment_receive(subscriber=subscriber, amount=Decimal("800.00"), method="cash")
     Receipt.objects.filter(payment=payment).delete()
     owner = staff_create(operator=operator, username="receipt-owner", password="x-long-pass-1", role="owner").user
     from django.test import Client
@@ -88,9 +89,9 @@ def test_the_invoice_states_the_last_day_of_service_the_vat_rate_the_bin_and_whe
     page = client.get(url).content.decode()
     assert "01/06/2027 – 30/06/2027" in page and "7.5%" in page and "000999888-0202" in page
     assert "Unpaid" in page
-    payment_record(subscriber=subscriber, amount=Decimal("500.00"), method="cash")
+    payment_receive(subscriber=subscriber, amount=Decimal("500.00"), method="cash")
     assert "Partly paid: ৳500.00 of ৳1,075.00" in client.get(url).content.decode()
-    payment_record(subscriber=subscriber, amount=Decimal("575.00"), method="cash")
+    payment_receive(subscriber=subscriber, amount=Decimal("575.00"), method="cash")
     assert "badge-ok" in client.get(url).content.decode()
     pdf = client.get(reverse("console:invoice_pdf", args=[invoice.pk]))
     assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from sonjog.billing.models import BillingRun
 from sonjog.billing.selectors import addon_revenue_by_period, collected
-from sonjog.billing.services import GenerationResult, bill_generate_period
+from sonjog.billing.services import GenerationResult
 from sonjog.console import charts, selectors
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.forms import GenerateForm, PeriodField
@@ -21,6 +21,7 @@ from sonjog.console.views.common import page, page_of, today_for
 from sonjog.core.bounds import page_number, query_id
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
+from sonjog.flows.generation import bills_generate
 
 # Pages of 50: more than any installation's overdue list, small enough for PostgreSQL's OFFSET.
 OVERDUE_PAGES_MAX = 10_000_000
@@ -69,7 +70,7 @@ def generate_view(request: HttpRequest) -> HttpResponse:
     total = GenerationResult(period=period)
     per_operator: list[tuple[Any, GenerationResult]] = []
     for operator in [each for each in scope.operators if each.pk in operator_ids]:
-        result = bill_generate_period(
+        result = bills_generate(
             operator=operator,
             period_month=period,
             trigger=BillingRun.Trigger.STAFF,

@@ -23,7 +23,7 @@ from sonjog.billing.exceptions import (
     InvalidPaymentMethod,
 )
 from sonjog.billing.models import BillLine, EntryKind, Invoice, LedgerEntry, Payment, PaymentMethod
-from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void, payment_record
+from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void
 from sonjog.billing.services.receipts import receipt_show
 from sonjog.catalog.models import AddOn
 from sonjog.console import pdf, selectors, services
@@ -51,6 +51,7 @@ from sonjog.customers.services import (
     subscriber_set_intent,
     subscriber_terminate,
 )
+from sonjog.flows.payments import payment_receive
 from sonjog.notifications.models import Channel, Event, MessageStatus
 from sonjog.notifications.selectors import subscriber_messages
 
@@ -227,7 +228,7 @@ def payment_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            payment = payment_record(
+            payment = payment_receive(
                 subscriber=subscriber,
                 amount=data["amount"],
                 method=data["method"],

@@ -26,13 +26,13 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from sonjog.automation.services import operator_schedule_set, reminder_rule_create
-from sonjog.billing.services import payment_record
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import Package
 from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.core.admin_base import AuditedAdmin
 from sonjog.core.models import AuditEvent
 from sonjog.customers.models import Pop, Zone
+from sonjog.flows.payments import payment_receive
 from sonjog.notifications.services import (
     notification_settings_save,
     provider_account_create,
@@ -65,7 +65,7 @@ def _seed(operator: Operator) -> Package:
     zone = Zone.objects.create(operator=operator, name=f"{operator.code} zone")
     Pop.objects.create(operator=operator, zone=zone, name=f"{operator.code} pop")
     subscriber = make_subscriber(operator, package, operator_today(operator) - dt.timedelta(days=40), zone=zone)
-    payment_record(subscriber=subscriber, amount=Decimal("200.00"), method="cash")
+    payment_receive(subscriber=subscriber, amount=Decimal("200.00"), method="cash")
     notification_settings_save(operator=operator, quiet_hours_enabled=False)
     template_save(operator=operator, event="welcome", channel="sms", language="en", body="Hi {{ name }}")
     subscriber_preference_save(subscriber=subscriber, language="bn")

@@ -64,7 +64,7 @@ from sonjog.automation.models import FupState, JobRun, ReminderRule
 from sonjog.automation.registry import JOBS
 from sonjog.automation.services import operator_schedule_set, reminder_rule_create
 from sonjog.billing.models import BillingRun, CreditNote, Invoice, LedgerEntry, Payment
-from sonjog.billing.services import adjustment_add, bill_generate_period, entry_reverse, invoice_void, payment_record
+from sonjog.billing.services import adjustment_add, bill_generate_period, entry_reverse, invoice_void
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import Package
 from sonjog.console.access import SESSION_EPOCH_KEY
@@ -76,6 +76,7 @@ from sonjog.core.models import AuditEvent
 from sonjog.core.periods import month_start
 from sonjog.customers.models import Pop, Subscriber, Zone
 from sonjog.customers.services import subscriber_create
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import NetworkAlert, OnlineSample, OutboxCommand, OutboxStatus, RadAcct, Router, RouterBackup
 from sonjog.network.services import outbox_enqueue, router_create
 from sonjog.notifications.models import (
@@ -241,7 +242,7 @@ def _enrich(branch: Branch, tag: str) -> Tenant:
     first, second = subscribers[0], subscribers[1]
 
     # Money: a payment by the victim's collector, an adjustment reversed and one not, a voided invoice.
-    payment = payment_record(
+    payment = payment_receive(
         subscriber=first,
         amount=Decimal("300.00"),
         method="cash",
@@ -1149,7 +1150,7 @@ def _perturb(tenant: Tenant) -> None:
         zone=tenant.branch.zone,
         actor=owner,
     )
-    payment_record(subscriber=newcomer, amount=Decimal("123.00"), method="bkash", collector=owner, actor=owner)
+    payment_receive(subscriber=newcomer, amount=Decimal("123.00"), method="bkash", collector=owner, actor=owner)
     adjustment_add(subscriber=newcomer, amount=Decimal("17.00"), reason="outage", memo="more", actor=owner)
     Subscriber.objects.filter(pk=newcomer.pk).update(
         session_state="online", router_state="disabled", sync_state="failed", service_intent="suspended"

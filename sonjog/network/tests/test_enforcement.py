@@ -8,12 +8,12 @@ import pytest
 from django.utils import timezone
 
 from sonjog.billing.selectors import subscriber_balance
-from sonjog.billing.services import payment_record
 from sonjog.billing.verification import ledger_verify
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.customers.services import subscriber_create, subscriber_set_intent
-from sonjog.network.enforcement import overdue_sweep
+from sonjog.flows.enforcement import overdue_sweep
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import OutboxCommand, OutboxStatus
 from sonjog.network.reconcile import network_diff, network_reconcile
 from sonjog.network.services import outbox_drain, outbox_retry
@@ -73,7 +73,7 @@ def test_signup_overdue_sweep_payment_round_trip(emulator):
     # Sweeping again changes nothing: already suspended.
     assert overdue_sweep(operator=isp.operator)["suspended"] == 0
 
-    payment_record(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="cash")
+    payment_receive(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="cash")
     subscriber.refresh_from_db()
     assert subscriber.service_intent == ServiceIntent.ACTIVE  # in the payment's own transaction
     run_worker_cycle()  # one worker cycle later, the router agrees
@@ -93,7 +93,7 @@ def test_router_down_during_payment_converges_once_it_returns(emulator):
     assert secret_state(emulator, subscriber.pppoe_username) == "disabled"
 
     emulator.refuse_connections(True)
-    payment_record(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="bkash")
+    payment_receive(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="bkash")
     run_worker_cycle()
     command = OutboxCommand.objects.filter(subscriber=subscriber).order_by("-pk").first()
     assert command is not None
@@ -207,7 +207,7 @@ def test_terminated_subscriber_is_removed_from_the_router(emulator):
     isp = Isp(emulator)
     subscriber = make_overdue_subscriber(isp)
     run_worker_cycle()
-    payment_record(subscriber=subscriber, amount=Decimal("100.00"), method="cash")
+    payment_receive(subscriber=subscriber, amount=Decimal("100.00"), method="cash")
     subscriber_terminate(subscriber=subscriber, reason="moved")
     run_worker_cycle()
     assert secret_state(emulator, subscriber.pppoe_username) == "absent"

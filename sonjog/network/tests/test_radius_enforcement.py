@@ -21,14 +21,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from sonjog.billing.selectors import subscriber_balance
-from sonjog.billing.services import payment_record
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import Package
 from sonjog.conftest import make_operator
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import ServiceIntent, SessionState, Subscriber, SyncState, Zone
 from sonjog.customers.services import subscriber_create, subscriber_set_intent
-from sonjog.network.enforcement import overdue_sweep
+from sonjog.flows.enforcement import overdue_sweep
+from sonjog.flows.payments import payment_receive
 from sonjog.network.models import OutboxCommand, OutboxStatus, RadAcct, Router
 from sonjog.network.radius.freeradius import FreeRadiusServer, db_params_from_django
 from sonjog.network.radius.nas_listener import LoopbackNas
@@ -269,7 +269,7 @@ def test_payment_reactivates_at_once_and_one_worker_cycle_completes_the_command(
     run_worker_cycle()
     assert_suspended_accept(login(radius, subscriber))
 
-    payment_record(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="cash")
+    payment_receive(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="cash")
 
     subscriber.refresh_from_db()
     assert subscriber.service_intent == ServiceIntent.ACTIVE  # in the payment's own transaction
@@ -412,7 +412,7 @@ def test_payment_kicks_the_walled_garden_session_so_the_package_rate_applies(
     assert_suspended_accept(login(radius, subscriber))
     second = start_session(radius, subscriber)
 
-    payment_record(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="bkash")
+    payment_receive(subscriber=subscriber, amount=subscriber_balance(subscriber.pk), method="bkash")
     run_worker_cycle()
 
     assert [request.attributes["Acct-Session-Id"] for request in nas.received] == [[first], [second]]

@@ -11,7 +11,7 @@ from django.db import connection
 from sonjog.automation.models import ReminderRule
 from sonjog.conftest import make_operator, make_package
 from sonjog.core.jobs import run_worker_cycle
-from sonjog.notifications.demo import demo_messaging_ensure
+from sonjog.demo.messaging import demo_messaging_ensure
 from sonjog.notifications.loopback import LoopbackGateway
 from sonjog.notifications.models import Message, ProviderAccount
 from sonjog.notifications.selectors import sms_balance

@@ -34,7 +34,7 @@ def credit_of(isp_operator_id: int) -> Decimal:
 
 def test_round_trip_queue_job_sent_delivered(jobs: None, gateway: SslWirelessFake, frozen_clock) -> None:
     isp = make_isp(gateway)
-    with transaction.atomic():  # as billing's payment_record would call it
+    with transaction.atomic():  # as the payment flow calls it
         queued = notify_event(
             subscriber=isp.subscriber, event="payment_received", context={"payment_amount": Decimal("500.00")}
         )

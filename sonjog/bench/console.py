@@ -15,12 +15,11 @@ from django.urls import reverse
 
 from sonjog.customers.models import Subscriber
 from sonjog.operators.models import Operator, Staff, StaffRole
+from sonjog.operators.services import staff_create
 
 
 def _bench_user(operator: Operator) -> User:
     """An owner login for the operator, made once through the staff service."""
-    from sonjog.operators.services import staff_create
-
     username = f"console-bench-{operator.code}"[:150]
     staff = Staff.objects.filter(user__username=username).select_related("user").first()
     if staff is not None:

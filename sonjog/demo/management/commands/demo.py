@@ -14,6 +14,11 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from sonjog.core.cli import SonjogCommand, host_arg, int_arg
+from sonjog.demo.messaging import demo_gateway_start, demo_messaging_ensure
+from sonjog.demo.network import demo_emulators_start, demo_routers_ensure
+from sonjog.network.reconcile import network_reconcile
+from sonjog.operators.models import Operator, Staff, StaffRole
+from sonjog.operators.services import role_group
 
 WORKER_RESTART_FIRST_DELAY = 1.0
 WORKER_RESTART_MAX_DELAY = 30.0
@@ -36,9 +41,6 @@ class Command(SonjogCommand):
         if "SONJOG_ALLOW_PRIVATE_OUTBOUND" not in os.environ:
             os.environ["SONJOG_ALLOW_PRIVATE_OUTBOUND"] = "true"
             settings.SONJOG_ALLOW_PRIVATE_OUTBOUND = True
-        from sonjog.operators.models import Operator, Staff, StaffRole
-        from sonjog.operators.services import role_group
-
         if not Operator.objects.filter(code="demo-isp").exists():
             self.stdout.write("Loading the demo ISP (2,000 subscribers, 12 months) ...")
             call_command("seed", subscribers=2000, months=12, random_seed=7)
@@ -51,10 +53,6 @@ class Command(SonjogCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         if options["no_serve"]:
             return
-        from sonjog.network.demo import demo_emulators_start, demo_routers_ensure
-        from sonjog.network.reconcile import network_reconcile
-        from sonjog.notifications.demo import demo_gateway_start, demo_messaging_ensure
-
         root = Operator.objects.get(code="demo-isp")
         routers = demo_routers_ensure(root)
         emulators = demo_emulators_start(routers)

@@ -19,11 +19,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from sonjog.billing.models import BillingRun
-from sonjog.billing.services import bill_generate_period, statements_reproject
+from sonjog.billing.services import statements_reproject
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import AddOn, Package
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
+from sonjog.flows.generation import bills_generate
 from sonjog.operators.models import BillingCycle, BillingMode, Operator
 from sonjog.operators.services import operator_create
 
@@ -195,9 +196,7 @@ def seed_isp(
     for index in range(months):
         month = add_months(first_month, index)
         for operator in operators:
-            result = bill_generate_period(
-                operator=operator, period_month=month, trigger=BillingRun.Trigger.CLI, today=today
-            )
+            result = bills_generate(operator=operator, period_month=month, trigger=BillingRun.Trigger.CLI, today=today)
             bills += result.created + result.backfilled
         if index % 4 == 0:
             _analyze()

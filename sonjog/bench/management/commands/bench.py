@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from sonjog.billing.bench import run_bench
+from sonjog.bench.billing import run_bench
+from sonjog.bench.network import run_network_bench
 from sonjog.core.cli import SonjogCommand, int_arg, to_json, usage_error
 from sonjog.core.progress import Progress
 from sonjog.customers.models import Subscriber
@@ -45,8 +46,6 @@ class Command(SonjogCommand):
             send_workers=options["send_workers"],
         )
         if options["network"]:
-            from sonjog.network.bench import run_network_bench
-
             results.update(
                 run_network_bench(
                     changes=options["network_changes"],

@@ -5,9 +5,9 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from sonjog.billing.seed import seed_isp
 from sonjog.core.cli import SonjogCommand, int_arg, to_json, usage_error
 from sonjog.core.progress import Progress
+from sonjog.demo.seed import seed_isp
 from sonjog.operators.models import Operator
 
 # A synthetic ISP this size seeds in hours; anything larger is a typing slip.

@@ -7,13 +7,16 @@ from django.core.management.base import CommandParser
 from sonjog.billing.exceptions import BillingError, DuplicatePaymentSuspected
 from sonjog.billing.models import Payment, PaymentMethod
 from sonjog.billing.selectors import subscriber_balance
-from sonjog.billing.services import payment_record
 from sonjog.core.cli import SonjogCommand, amount_arg, column_arg, to_json, usage_error
 from sonjog.customers.models import Subscriber
+from sonjog.flows.payments import payment_receive
 
 
 class Command(SonjogCommand):
-    help = "Record a payment for a subscriber; it settles the oldest open bills first."
+    help = (
+        "Record a payment for a subscriber; it settles the oldest open bills first, and reconnects a "
+        "suspended subscriber it clears."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -39,7 +42,7 @@ class Command(SonjogCommand):
         if subscriber is None:
             raise usage_error(f"no subscriber with customer ID '{options['subscriber']}'")
         try:
-            payment = payment_record(
+            payment = payment_receive(
                 subscriber=subscriber,
                 amount=amount,
                 method=options["method"],

@@ -6,10 +6,11 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from sonjog.billing.models import BillingRun
-from sonjog.billing.services import GenerationResult, bill_generate_period
+from sonjog.billing.services import GenerationResult
 from sonjog.core.bounds import OutOfBounds, check_date
 from sonjog.core.cli import SonjogCommand, column_arg, text_arg, to_json, usage_error
 from sonjog.core.periods import add_months, parse_period
+from sonjog.flows.generation import bills_generate
 from sonjog.operators.models import Operator
 
 
@@ -40,7 +41,7 @@ class Command(SonjogCommand):
                 raise usage_error(f"no operator with code '{options['operator']}'")
         total = GenerationResult(period=period)
         for operator in operators:
-            result = bill_generate_period(operator=operator, period_month=period, trigger=BillingRun.Trigger.CLI)
+            result = bills_generate(operator=operator, period_month=period, trigger=BillingRun.Trigger.CLI)
             total.add(result)
             total.seconds += result.seconds
         if options["json"]:

@@ -14,16 +14,19 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from sonjog.bench.console import console_bench
+from sonjog.bench.messaging import run_notifications_bench
 from sonjog.billing.exceptions import BillingError
-from sonjog.billing.seed import seed_isp
 from sonjog.billing.selectors import period_summary, subscriber_statement
-from sonjog.billing.services import bill_generate_period, payment_record
 from sonjog.billing.terms import operator_today
 from sonjog.billing.verification import ledger_verify
 from sonjog.catalog.models import Package
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import Subscriber, SubscriberAddOn
 from sonjog.customers.services import subscriber_create
+from sonjog.demo.seed import seed_isp
+from sonjog.flows.generation import bills_generate
+from sonjog.flows.payments import payment_receive
 from sonjog.operators.models import Operator
 
 
@@ -96,7 +99,7 @@ def run_bench(
 
     # One month's generation for every operator (the whole ISP), then the raw baseline of the same rows.
     def generate_all() -> list[Any]:
-        return [bill_generate_period(operator=o, period_month=target, trigger="cli", today=today) for o in operators]
+        return [bills_generate(operator=o, period_month=target, trigger="cli", today=today) for o in operators]
 
     # Measured inside a transaction that is rolled back, exactly like the raw baseline below, so the
     # ratio compares like with like; then the month is generated for real (that second run meets the
@@ -149,7 +152,7 @@ def run_bench(
     def pay_all() -> None:
         for pk in payers:
             # Confirmed: a seeded payment made seconds ago may match by chance in a small run.
-            payment_record(
+            payment_receive(
                 subscriber=Subscriber(pk=pk),
                 amount=Decimal("100.00"),
                 method="cash",
@@ -161,12 +164,8 @@ def run_bench(
     results["payments_per_s"] = round(len(payers) / seconds, 1)
     progress("payments")
 
-    from sonjog.console.bench import console_bench
-
     results.update(console_bench(root, samples=20))
     progress("console pages")
-
-    from sonjog.notifications.bench import run_notifications_bench
 
     results.update(
         run_notifications_bench(operators=operators, send_sample=send_sample, workers=send_workers, progress=progress)
@@ -203,7 +202,7 @@ def _concurrency_round(root: Operator, period: dt.date, rng: random.Random, ids:
         return body
 
     def generate() -> None:
-        bill_generate_period(operator=root, period_month=period, trigger="nightly")
+        bills_generate(operator=root, period_month=period, trigger="nightly")
 
     def signups() -> None:
         for n in range(20):
@@ -214,7 +213,7 @@ def _concurrency_round(root: Operator, period: dt.date, rng: random.Random, ids:
     def payments() -> None:
         for pk in rng.sample(ids, 50):
             with contextlib.suppress(BillingError):
-                payment_record(subscriber=Subscriber(pk=pk), amount=Decimal("10.00"), method="nagad")
+                payment_receive(subscriber=Subscriber(pk=pk), amount=Decimal("10.00"), method="nagad")
 
     threads = [threading.Thread(target=guarded(f)) for f in (generate, generate, generate, generate, signups, payments)]
     for thread in threads:

@@ -13,7 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
-from sonjog.network.enforcement import outbox_enqueue_many, overdue_sweep
+from sonjog.flows.enforcement import overdue_sweep
+from sonjog.network.enforcement import outbox_enqueue_many
 from sonjog.network.models import OutboxCommand, OutboxStatus, Router
 from sonjog.network.reconcile import served_subscribers
 from sonjog.network.routeros.emulator import RouterOSEmulator

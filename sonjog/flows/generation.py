@@ -1,0 +1,75 @@
+"""Bills come into being -> their subscribers hear of it.
+
+`bills_generate` is billing's one generation service with the "bill generated" notices queued inside
+the run's transaction. The console's "Generate", `sonjog generate_bills`, the scheduled jobs and a
+subscriber's activation all bill through it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.contrib.auth.models import User
+
+from sonjog.automation.services import operators_due_for_generation
+from sonjog.billing.services import GenerationResult, bill_generate_period
+from sonjog.billing.terms import operator_today
+from sonjog.core.periods import month_start
+from sonjog.notifications.services import bill_notices_defer
+from sonjog.operators.models import Operator
+
+
+def _notices_queue(run_id: int) -> None:
+    # Rendered and queued by a job, not inside the run: a 30,000-bill run must stay within its seconds.
+    bill_notices_defer(run_id=run_id)
+
+
+def bills_generate(
+    *,
+    operator: Operator,
+    period_month: dt.date,
+    trigger: str,
+    actor: User | None = None,
+    subscriber_ids: list[int] | None = None,
+    today: dt.date | None = None,
+    started_by: dt.date | None = None,
+) -> GenerationResult:
+    """Bill a period for an operator (see `bill_generate_period`) and queue the subscribers' notices."""
+    return bill_generate_period(
+        operator=operator,
+        period_month=period_month,
+        trigger=trigger,
+        actor=actor,
+        subscriber_ids=subscriber_ids,
+        today=today,
+        started_by=started_by,
+        on_bills_created=_notices_queue,
+    )
+
+
+def due_bills_generate(trigger: str, operators: Iterable[Operator] | None = None) -> dict[str, int]:
+    """For every operator (or those given), bill every period that has started by today in the
+    operator's calendar.
+
+    Running daily (hourly, to survive downtime) covers all three cycles: the calendar cycle's day is
+    the 1st, the fixed day is the operator's, and each anniversary subscriber's day is their own."""
+    totals = {"operators": 0, "created": 0, "backfilled": 0, "errors": 0}
+    if operators is None:
+        operators = Operator.objects.filter(is_active=True).order_by("pk")
+    for operator in operators:
+        today = operator_today(operator)
+        result = bills_generate(
+            operator=operator, period_month=month_start(today), trigger=trigger, today=today, started_by=today
+        )
+        totals["operators"] += 1
+        totals["created"] += result.created
+        totals["backfilled"] += result.backfilled
+        totals["errors"] += len(result.errors)
+    return totals
+
+
+def scheduled_bills_generate(trigger: str, *, now: dt.datetime | None = None) -> dict[str, int]:
+    """The hourly generation run with operator schedules honoured (automation decides who is due)."""
+    due, waiting = operators_due_for_generation(now=now)
+    return {**due_bills_generate(trigger, due), "waiting": waiting}

@@ -1,0 +1,41 @@
+"""The scheduled jobs that run a flow: generation with its notices, the overdue sweep with its notices.
+Their names are the ones they were first registered under (billing.*, network.*), which the job
+registry, the run records and any job already queued use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procrastinate.contrib.django import app
+
+from sonjog.automation.recording import recorded
+from sonjog.billing.models import BillingRun
+from sonjog.core.jobs import releases_connection
+from sonjog.flows import enforcement
+from sonjog.flows.generation import due_bills_generate, scheduled_bills_generate
+
+
+@app.periodic(cron="17 * * * *", periodic_id="billing.generate_nightly")
+@app.task(name="billing.generate_nightly", queue="billing", queueing_lock="billing.generate_nightly")
+@releases_connection
+@recorded("billing.generate_nightly")
+def generate_nightly(timestamp: int) -> dict[str, int]:
+    return scheduled_bills_generate(BillingRun.Trigger.NIGHTLY)
+
+
+@app.periodic(cron="45 21 28-31 * *", periodic_id="billing.generate_catch_up")
+@app.task(name="billing.generate_catch_up", queue="billing", queueing_lock="billing.generate_catch_up")
+@releases_connection
+@recorded("billing.generate_catch_up")
+def generate_catch_up(timestamp: int) -> dict[str, int]:
+    """The last-day sweep: anything the nightly runs missed this month is billed before it closes."""
+    return due_bills_generate(BillingRun.Trigger.CATCH_UP)
+
+
+@app.periodic(cron="30 0 * * *", periodic_id="network.overdue_sweep")
+@app.task(name="network.overdue_sweep", queue="network", queueing_lock="network.overdue_sweep")
+@releases_connection
+@recorded("network.overdue_sweep")
+def overdue_sweep(timestamp: int | None = None) -> dict[str, Any]:
+    result = enforcement.overdue_sweep()
+    return {"suspended": result["suspended"]}
