@@ -1,4 +1,4 @@
-"""Writes for the catalogue's add-ons: each one transaction, audited with what changed."""
+"""Writes for the catalogue (packages and add-ons): each one transaction, audited with what changed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from sonjog.catalog.exceptions import CatalogError
-from sonjog.catalog.models import AddOn, AddOnEffect
+from sonjog.catalog.models import AddOn, AddOnEffect, Package
 from sonjog.core.audit import audit
 from sonjog.core.money import round_money
 from sonjog.operators.models import Operator
@@ -145,3 +145,76 @@ def addon_set_active(*, addon: AddOn, is_active: bool, actor: User | None = None
     """Put an add-on on sale or take it off sale. Off sale, it cannot be activated for anyone new;
     subscribers who have it keep it (and are billed for it) until it is deactivated for them."""
     return addon_update(addon=addon, is_active=is_active, actor=actor)
+
+
+# -- packages -------------------------------------------------------------------------------------
+
+PACKAGE_FIELDS = ("name", "price", "download_kbps", "upload_kbps", "router_profile", "vat_applicable", "is_active")
+
+
+def package_create(
+    *,
+    operator: Operator,
+    name: str,
+    price: Decimal,
+    download_kbps: int,
+    upload_kbps: int,
+    router_profile: str,
+    vat_applicable: bool = True,
+    is_active: bool = True,
+    actor: User | None = None,
+) -> Package:
+    """A package (tariff) of the operator; names are unique per operator."""
+    if price < 0:
+        raise CatalogError("a price cannot be negative")
+    if Package.objects.filter(operator=operator, name=name.strip()).exists():
+        raise CatalogError(f"a package named '{name.strip()}' already exists")
+    try:
+        with transaction.atomic():
+            package = Package.objects.create(
+                operator=operator,
+                name=name.strip(),
+                price=price,
+                download_kbps=download_kbps,
+                upload_kbps=upload_kbps,
+                router_profile=router_profile.strip(),
+                vat_applicable=vat_applicable,
+                is_active=is_active,
+            )
+            audit(operator=operator, action="package.create", actor=actor, package=package.pk, name=package.name)
+    except IntegrityError:
+        raise CatalogError(f"a package named '{name.strip()}' already exists") from None
+    return package
+
+
+def package_update(*, package: Package, actor: User | None = None, **fields: Any) -> Package:
+    """Change a package's terms. Bills already issued keep their amounts; the next bill uses the new
+    price. Router profiles of subscribers on it are reconciled by the network side."""
+    unknown = set(fields) - set(PACKAGE_FIELDS)
+    if unknown:
+        raise CatalogError(f"cannot change {', '.join(sorted(unknown))} of a package")
+    if fields.get("price") is not None and fields["price"] < 0:
+        raise CatalogError("a price cannot be negative")
+    if "name" in fields:
+        fields["name"] = fields["name"].strip()
+        if Package.objects.filter(operator_id=package.operator_id, name=fields["name"]).exclude(pk=package.pk).exists():
+            raise CatalogError(f"a package named '{fields['name']}' already exists")
+    with transaction.atomic():
+        locked = Package.objects.select_for_update().get(pk=package.pk)
+        changed = {key: value for key, value in fields.items() if getattr(locked, key) != value}
+        if not changed:
+            return locked
+        before = {key: getattr(locked, key) for key in changed}
+        for key, value in changed.items():
+            setattr(locked, key, value)
+        locked.save(update_fields=list(changed))
+        audit(
+            operator=locked.operator,
+            action="package.update",
+            actor=actor,
+            package=locked.pk,
+            fields=", ".join(sorted(changed)),
+            before=before,
+            after=changed,
+        )
+    return locked

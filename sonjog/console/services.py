@@ -1,17 +1,15 @@
-"""Writes the console owns: sign-in bookkeeping, per-login settings, contact edits, packages and
-zones, bulk actions, router connection tests. Money and intent changes are not here: the console
-calls the billing, customers and network services for those."""
+"""Writes the console owns: sign-in bookkeeping, per-login settings, bulk actions, router connection
+tests. Domain writes are not here: the console calls the catalog, customers, billing, network and
+flows services for those."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -20,9 +18,7 @@ from sonjog.console import twofactor
 from sonjog.console.exceptions import ConsoleError
 from sonjog.console.models import BulkAction, ClosedPeriodChange, ConsoleProfile, new_session_epoch
 from sonjog.core.audit import audit
-from sonjog.customers.exceptions import SubscriberError
-from sonjog.customers.models import ServiceIntent, Subscriber, Zone
-from sonjog.customers.phone import normalize_phone
+from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.operators.models import Operator
 
 logger = logging.getLogger(__name__)
@@ -132,157 +128,6 @@ def sessions_revoke_all(*, user: User) -> ConsoleProfile:
         ]
         Session.objects.filter(pk__in=doomed).delete()
     return profile
-
-
-# -- subscribers ----------------------------------------------------------------------------------
-
-
-def subscriber_update_contact(
-    *,
-    subscriber: Subscriber,
-    name: str,
-    phone: str,
-    email: str = "",
-    address: str = "",
-    national_id: str = "",
-    zone: Zone | None = None,
-    actor: User | None = None,
-) -> Subscriber:
-    """Identity and contact details; nothing here touches money or the network."""
-    if not name.strip():
-        raise SubscriberError("a subscriber needs a name")
-    if zone is not None and zone.operator_id != subscriber.operator_id:
-        raise SubscriberError(f"zone '{zone}' belongs to another operator")
-    normalized = normalize_phone(phone, subscriber.operator.phone_country)
-    with transaction.atomic():
-        locked = Subscriber.objects.select_for_update(no_key=True).get(pk=subscriber.pk)
-        new = {
-            "name": name.strip(),
-            "phone": normalized,
-            "email": email.strip(),
-            "address": address.strip(),
-            "national_id": national_id.strip(),
-            "zone_id": zone.pk if zone is not None else None,
-        }
-        changed = {key: value for key, value in new.items() if getattr(locked, key) != value}
-        if not changed:
-            return locked
-        for key, value in changed.items():
-            setattr(locked, key, value)
-        locked.save(update_fields=list(changed))
-        audit(
-            operator=subscriber.operator,
-            action="subscriber.update_contact",
-            actor=actor,
-            subscriber=locked,
-            fields=", ".join(sorted(changed)),
-        )
-    return locked
-
-
-# -- catalog --------------------------------------------------------------------------------------
-
-_PACKAGE_FIELDS = ("name", "price", "download_kbps", "upload_kbps", "router_profile", "vat_applicable", "is_active")
-
-
-def package_create(
-    *,
-    operator: Operator,
-    name: str,
-    price: Decimal,
-    download_kbps: int,
-    upload_kbps: int,
-    router_profile: str,
-    vat_applicable: bool = True,
-    is_active: bool = True,
-    actor: User | None = None,
-) -> Package:
-    if price < 0:
-        raise ConsoleError("a price cannot be negative")
-    if Package.objects.filter(operator=operator, name=name.strip()).exists():
-        raise ConsoleError(f"a package named '{name.strip()}' already exists")
-    try:
-        with transaction.atomic():
-            package = Package.objects.create(
-                operator=operator,
-                name=name.strip(),
-                price=price,
-                download_kbps=download_kbps,
-                upload_kbps=upload_kbps,
-                router_profile=router_profile.strip(),
-                vat_applicable=vat_applicable,
-                is_active=is_active,
-            )
-            audit(operator=operator, action="package.create", actor=actor, package=package.pk, name=package.name)
-    except IntegrityError:
-        raise ConsoleError(f"a package named '{name.strip()}' already exists") from None
-    return package
-
-
-def package_update(*, package: Package, actor: User | None = None, **fields: Any) -> Package:
-    """Change a package's terms. Bills already issued keep their amounts; the next bill uses the new
-    price. Router profiles of subscribers on it are reconciled by the network side."""
-    unknown = set(fields) - set(_PACKAGE_FIELDS)
-    if unknown:
-        raise ConsoleError(f"cannot change {', '.join(sorted(unknown))} of a package")
-    if fields.get("price") is not None and fields["price"] < 0:
-        raise ConsoleError("a price cannot be negative")
-    if "name" in fields:
-        fields["name"] = fields["name"].strip()
-        if Package.objects.filter(operator_id=package.operator_id, name=fields["name"]).exclude(pk=package.pk).exists():
-            raise ConsoleError(f"a package named '{fields['name']}' already exists")
-    with transaction.atomic():
-        locked = Package.objects.select_for_update().get(pk=package.pk)
-        changed = {key: value for key, value in fields.items() if getattr(locked, key) != value}
-        if not changed:
-            return locked
-        before = {key: getattr(locked, key) for key in changed}
-        for key, value in changed.items():
-            setattr(locked, key, value)
-        locked.save(update_fields=list(changed))
-        audit(
-            operator=locked.operator,
-            action="package.update",
-            actor=actor,
-            package=locked.pk,
-            fields=", ".join(sorted(changed)),
-            before=before,
-            after=changed,
-        )
-    return locked
-
-
-def zone_create(*, operator: Operator, name: str, parent: Zone | None = None, actor: User | None = None) -> Zone:
-    if not name.strip():
-        raise ConsoleError("a zone needs a name")
-    if parent is not None and parent.operator_id != operator.pk:
-        raise ConsoleError(f"zone '{parent}' belongs to another operator")
-    if Zone.objects.filter(operator=operator, parent=parent, name=name.strip()).exists():
-        raise ConsoleError(f"a zone named '{name.strip()}' already exists there")
-    with transaction.atomic():
-        zone = Zone.objects.create(operator=operator, parent=parent, name=name.strip())
-        audit(operator=operator, action="zone.create", actor=actor, zone=zone.pk, name=str(zone))
-    return zone
-
-
-def zone_update(*, zone: Zone, name: str, parent: Zone | None = None, actor: User | None = None) -> Zone:
-    if not name.strip():
-        raise ConsoleError("a zone needs a name")
-    if parent is not None:
-        if parent.operator_id != zone.operator_id:
-            raise ConsoleError(f"zone '{parent}' belongs to another operator")
-        if parent.pk == zone.pk or parent.parent_id == zone.pk:
-            raise ConsoleError("a zone cannot sit inside itself")
-        if Zone.objects.filter(parent=zone).exists():
-            raise ConsoleError("a zone with sub-zones cannot become a sub-zone")
-    duplicate = Zone.objects.filter(operator_id=zone.operator_id, parent=parent, name=name.strip()).exclude(pk=zone.pk)
-    if duplicate.exists():
-        raise ConsoleError(f"a zone named '{name.strip()}' already exists there")
-    with transaction.atomic():
-        Zone.objects.filter(pk=zone.pk).update(name=name.strip(), parent=parent)
-        zone.refresh_from_db()
-        audit(operator=zone.operator, action="zone.update", actor=actor, zone=zone.pk, name=str(zone))
-    return zone
 
 
 # -- network --------------------------------------------------------------------------------------

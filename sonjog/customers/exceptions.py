@@ -4,3 +4,7 @@ class SubscriberError(Exception):
 
 class InvalidPhone(SubscriberError):
     pass
+
+
+class ZoneError(SubscriberError):
+    """A zone rule was broken (a duplicate name, a zone inside itself); the message is fit for the user."""

@@ -30,7 +30,7 @@ from sonjog.catalog.models import AddOn, AddOnEffect, Package
 from sonjog.core.audit import audit
 from sonjog.core.money import ZERO, round_money
 from sonjog.core.periods import Period, nominal_period, subscriber_period
-from sonjog.customers.exceptions import SubscriberError
+from sonjog.customers.exceptions import SubscriberError, ZoneError
 from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
 from sonjog.customers.phone import normalize_phone
 from sonjog.operators.dates import business_date_problem
@@ -366,6 +366,87 @@ def subscriber_terminate(
             reason=reason,
         )
     return locked
+
+
+# -- contact details and zones ---------------------------------------------------------------------
+
+
+def subscriber_update_contact(
+    *,
+    subscriber: Subscriber,
+    name: str,
+    phone: str,
+    email: str = "",
+    address: str = "",
+    national_id: str = "",
+    zone: Zone | None = None,
+    actor: User | None = None,
+) -> Subscriber:
+    """Identity and contact details; nothing here touches money or the network."""
+    if not name.strip():
+        raise SubscriberError("a subscriber needs a name")
+    if zone is not None and zone.operator_id != subscriber.operator_id:
+        raise SubscriberError(f"zone '{zone}' belongs to another operator")
+    normalized = normalize_phone(phone, subscriber.operator.phone_country)
+    with transaction.atomic():
+        locked = Subscriber.objects.select_for_update(no_key=True).get(pk=subscriber.pk)
+        new = {
+            "name": name.strip(),
+            "phone": normalized,
+            "email": email.strip(),
+            "address": address.strip(),
+            "national_id": national_id.strip(),
+            "zone_id": zone.pk if zone is not None else None,
+        }
+        changed = {key: value for key, value in new.items() if getattr(locked, key) != value}
+        if not changed:
+            return locked
+        for key, value in changed.items():
+            setattr(locked, key, value)
+        locked.save(update_fields=list(changed))
+        audit(
+            operator=subscriber.operator,
+            action="subscriber.update_contact",
+            actor=actor,
+            subscriber=locked,
+            fields=", ".join(sorted(changed)),
+        )
+    return locked
+
+
+def zone_create(*, operator: Operator, name: str, parent: Zone | None = None, actor: User | None = None) -> Zone:
+    """A zone, or a sub-zone of `parent` (one level deep); names are unique among siblings."""
+    if not name.strip():
+        raise ZoneError("a zone needs a name")
+    if parent is not None and parent.operator_id != operator.pk:
+        raise ZoneError(f"zone '{parent}' belongs to another operator")
+    if Zone.objects.filter(operator=operator, parent=parent, name=name.strip()).exists():
+        raise ZoneError(f"a zone named '{name.strip()}' already exists there")
+    with transaction.atomic():
+        zone = Zone.objects.create(operator=operator, parent=parent, name=name.strip())
+        audit(operator=operator, action="zone.create", actor=actor, zone=zone.pk, name=str(zone))
+    return zone
+
+
+def zone_update(*, zone: Zone, name: str, parent: Zone | None = None, actor: User | None = None) -> Zone:
+    """Rename a zone or move it under another (never under itself, never two levels deep)."""
+    if not name.strip():
+        raise ZoneError("a zone needs a name")
+    if parent is not None:
+        if parent.operator_id != zone.operator_id:
+            raise ZoneError(f"zone '{parent}' belongs to another operator")
+        if parent.pk == zone.pk or parent.parent_id == zone.pk:
+            raise ZoneError("a zone cannot sit inside itself")
+        if Zone.objects.filter(parent=zone).exists():
+            raise ZoneError("a zone with sub-zones cannot become a sub-zone")
+    duplicate = Zone.objects.filter(operator_id=zone.operator_id, parent=parent, name=name.strip()).exclude(pk=zone.pk)
+    if duplicate.exists():
+        raise ZoneError(f"a zone named '{name.strip()}' already exists there")
+    with transaction.atomic():
+        Zone.objects.filter(pk=zone.pk).update(name=name.strip(), parent=parent)
+        zone.refresh_from_db()
+        audit(operator=zone.operator, action="zone.update", actor=actor, zone=zone.pk, name=str(zone))
+    return zone
 
 
 # -- add-ons ----------------------------------------------------------------------------------------

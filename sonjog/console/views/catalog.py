@@ -9,14 +9,16 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from sonjog.catalog import services as catalog_services
 from sonjog.catalog.exceptions import CatalogError
 from sonjog.catalog.models import AddOn, Package
 from sonjog.catalog.services import ADDON_FIELDS, addon_create, addon_set_active, addon_update
-from sonjog.console import selectors, services
+from sonjog.console import selectors
 from sonjog.console.access import console_view, scope_of
-from sonjog.console.exceptions import ConsoleError
 from sonjog.console.forms import AddOnForm, AddOnSaleForm, PackageForm, ZoneForm
 from sonjog.console.views.common import page
+from sonjog.customers import services as customers_services
+from sonjog.customers.exceptions import ZoneError
 from sonjog.customers.models import Zone
 
 
@@ -36,8 +38,8 @@ def package_create_view(request: HttpRequest) -> HttpResponse:
         data = dict(form.cleaned_data)
         operator = data.pop("operator") or scope.home
         try:
-            package = services.package_create(operator=operator, actor=request.user, **data)  # type: ignore[arg-type]
-        except ConsoleError as error:
+            package = catalog_services.package_create(operator=operator, actor=request.user, **data)  # type: ignore[arg-type]
+        except CatalogError as error:
             form.add_error("name", str(error))
         else:
             messages.success(request, _("Package %(name)s created.") % {"name": package.name})
@@ -51,14 +53,14 @@ def package_create_view(request: HttpRequest) -> HttpResponse:
 def package_edit_view(request: HttpRequest, package_id: int) -> HttpResponse:
     scope = scope_of(request)
     package = scope.get_or_404(Package.objects.all(), pk=package_id)
-    initial = {name: getattr(package, name) for name in services._PACKAGE_FIELDS}
+    initial = {name: getattr(package, name) for name in catalog_services.PACKAGE_FIELDS}
     form = PackageForm(request.POST or None, initial=initial, scope=scope, editing=True)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         data.pop("operator", None)
         try:
-            services.package_update(package=package, actor=request.user, **data)  # type: ignore[arg-type]
-        except ConsoleError as error:
+            catalog_services.package_update(package=package, actor=request.user, **data)  # type: ignore[arg-type]
+        except CatalogError as error:
             form.add_error("name", str(error))
         else:
             messages.success(request, _("Package %(name)s saved.") % {"name": data["name"]})
@@ -160,13 +162,13 @@ def zone_create_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         operator = form.cleaned_data["operator"] or scope.home
         try:
-            zone = services.zone_create(
+            zone = customers_services.zone_create(
                 operator=operator,
                 name=form.cleaned_data["name"],
                 parent=form.cleaned_data["parent"],
                 actor=request.user,  # type: ignore[arg-type]
             )
-        except ConsoleError as error:
+        except ZoneError as error:
             form.add_error("name", str(error))
         else:
             messages.success(request, _("Zone %(name)s created.") % {"name": zone})
@@ -185,13 +187,13 @@ def zone_edit_view(request: HttpRequest, zone_id: int) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.zone_update(
+            customers_services.zone_update(
                 zone=zone,
                 name=form.cleaned_data["name"],
                 parent=form.cleaned_data["parent"],
                 actor=request.user,  # type: ignore[arg-type]
             )
-        except ConsoleError as error:
+        except ZoneError as error:
             form.add_error("name", str(error))
         else:
             messages.success(request, _("Zone saved."))

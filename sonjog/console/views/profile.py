@@ -26,7 +26,7 @@ from sonjog.billing.models import BillLine, EntryKind, Invoice, LedgerEntry, Pay
 from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void
 from sonjog.billing.services.receipts import receipt_show
 from sonjog.catalog.models import AddOn
-from sonjog.console import pdf, selectors, services
+from sonjog.console import pdf, selectors
 from sonjog.console.access import Scope, console_view, scope_of
 from sonjog.console.forms import (
     AddOnActivateForm,
@@ -41,6 +41,7 @@ from sonjog.console.forms import (
 )
 from sonjog.console.views.common import page
 from sonjog.core.words import amount_in_words
+from sonjog.customers import services as customers_services
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn
 from sonjog.customers.selectors import subscriber_addons
@@ -136,7 +137,7 @@ def contact_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     form = ContactForm(request.POST or None, initial=initial, subscriber=subscriber)
     if request.method == "POST" and form.is_valid():
         try:
-            services.subscriber_update_contact(subscriber=subscriber, actor=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+            customers_services.subscriber_update_contact(subscriber=subscriber, actor=request.user, **form.cleaned_data)  # type: ignore[arg-type]
         except SubscriberError as error:
             form.add_error(None, str(error))
         else:

@@ -20,6 +20,7 @@ from sonjog.console.exceptions import ConsoleError
 from sonjog.console.forms import BulkActionForm, SubscriberCreateForm, SubscriberFilterForm
 from sonjog.console.models import BulkAction
 from sonjog.console.views.common import page, page_of, today_for
+from sonjog.customers import services as customers_services
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.services import subscriber_create
 
@@ -119,7 +120,7 @@ def subscriber_create_view(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             if data["national_id"]:
-                services.subscriber_update_contact(
+                customers_services.subscriber_update_contact(
                     subscriber=subscriber,
                     name=subscriber.name,
                     phone=subscriber.phone,
