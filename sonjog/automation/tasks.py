@@ -1,6 +1,8 @@
-"""The automation jobs. Each is a periodic Procrastinate task with a queueing lock (at most one copy
-waiting), recorded as a JobRun by `recorded`, and safe to run twice: a second run finds nothing left
-to do (the backup excepted: each run is a new snapshot, and the keep count bounds them).
+"""The scheduled jobs that are not flows (those are in `sonjog.flows.tasks`): automation's own and
+the network's periodic ones (outbox drain, reconciler, session sampler). Each is a periodic
+Procrastinate task with a queueing lock (at most one copy waiting), recorded as a JobRun by
+`recorded`, and safe to run twice: a second run finds nothing left to do (the backup excepted: each
+run is a new snapshot, and the keep count bounds them).
 
 The cron expressions are UTC, as Procrastinate evaluates them, and equal the JOBS registry's."""
 
@@ -13,6 +15,10 @@ from procrastinate.contrib.django import app
 from sonjog.automation import services
 from sonjog.automation.recording import recorded, run_finish_now
 from sonjog.core.jobs import releases_connection
+from sonjog.network import services as network_services
+from sonjog.network.radius_sessions import session_states_refresh, stale_sessions_close
+from sonjog.network.reconcile import network_reconcile
+from sonjog.network.sampling import online_sample
 
 
 @app.periodic(cron="0 12 1 * *", periodic_id="automation.settle_credit")
@@ -75,3 +81,34 @@ def due_reminders(timestamp: int | None = None) -> dict[str, Any]:
 @recorded("automation.prepaid_expiry_notices")
 def prepaid_expiry_notices(timestamp: int | None = None) -> dict[str, Any]:
     return services.prepaid_expiry_notices_send()
+
+
+# -- the network's periodic jobs (their names are the network app's) ----------------------------------
+
+
+@app.periodic(cron="* * * * *", periodic_id="network.drain_outbox")
+@app.task(name="network.drain_outbox", queue="network", queueing_lock="network.drain_outbox")
+@releases_connection
+@recorded("network.drain_outbox")
+def drain_outbox(timestamp: int | None = None) -> dict[str, int]:
+    """Every minute (and at once when a router answers again): retries whose time has come, and
+    commands whose worker died mid-way (their lock is free; see services._claim)."""
+    return network_services.outbox_drain()
+
+
+@app.periodic(cron="*/15 * * * *", periodic_id="network.reconcile")
+@app.task(name="network.reconcile", queue="network", queueing_lock="network.reconcile")
+@releases_connection
+@recorded("network.reconcile")
+def reconcile(timestamp: int | None = None) -> dict[str, Any]:
+    return {name: report.summary() for name, report in network_reconcile().items()}
+
+
+@app.periodic(cron="*/5 * * * *", periodic_id="network.sample_online")
+@app.task(name="network.sample_online", queue="network", queueing_lock="network.sample_online")
+@releases_connection
+@recorded("network.sample_online")
+def sample_online(timestamp: int | None = None) -> dict[str, Any]:
+    closed = stale_sessions_close()
+    refreshed = session_states_refresh()
+    return {"stale_closed": closed, "sessions_refreshed": refreshed, **online_sample()}

@@ -545,7 +545,7 @@ def test_sessions_silent_for_three_intervals_are_closed_not_deleted(radius: Free
 def test_overdue_sweep_succeeds_while_a_drain_is_already_queued(
     radius: FreeRadiusServer, isp: RadiusIsp, nas: LoopbackNas
 ) -> None:
-    from sonjog.network.tasks import drain_outbox
+    from sonjog.automation.tasks import drain_outbox
 
     subscriber = isp.overdue_subscriber()
     start_session(radius, subscriber)
