@@ -34,9 +34,12 @@ from sonjog.automation.selectors import (
     reminders_open,
 )
 from sonjog.billing.models import Allocation
+from sonjog.billing.services import money_changed
+from sonjog.billing.services.locks import subscriber_lock
 from sonjog.core.audit import audit
 from sonjog.core.models import AuditEvent
 from sonjog.customers.models import Subscriber
+from sonjog.network.services import outbox_enqueue
 from sonjog.notifications.services import NOTICE_BATCH, Notice, notify_event_many
 from sonjog.operators.models import Operator
 
@@ -224,9 +227,6 @@ def settle_credit(*, operator: Operator | None = None) -> dict[str, Any]:
     """Allocate waiting payments and credit to open bills, one subscriber per transaction under the
     subscriber's money lock, exactly as a payment would (`money_changed`: FIFO allocation and, for
     prepaid subscribers, the validity date). Candidates are found in one query."""
-    from sonjog.billing.services import money_changed
-    from sonjog.billing.services.locks import subscriber_lock
-
     candidates = credit_settlement_candidates(operator)
     settled = 0
     allocated = released = Decimal("0.00")
@@ -281,8 +281,6 @@ def fair_usage_apply(*, now: dt.datetime | None = None) -> dict[str, int]:
     release throttles whose period has ended (or whose subscriber no longer qualifies: a package
     without an allowance, a bigger allowance, termination). Each change queues a router command in
     the same transaction; the network side decides what the throttle looks like on the router."""
-    from sonjog.network.services import outbox_enqueue
-
     now = now or timezone.now()
     periods = fup_usage_periods(now)
     usage = period_usage_bytes(periods)

@@ -19,6 +19,7 @@ from sonjog.console.exceptions import ConsoleError
 from sonjog.console.models import BulkAction, ClosedPeriodChange, ConsoleProfile, new_session_epoch
 from sonjog.core.audit import audit
 from sonjog.customers.models import ServiceIntent, Subscriber
+from sonjog.customers.services import subscriber_change_package, subscriber_set_intent
 from sonjog.operators.models import Operator
 
 logger = logging.getLogger(__name__)
@@ -176,8 +177,6 @@ def bulk_action_run(action_id: int, *, step: int = 25) -> BulkAction:
     """Apply the action subscriber by subscriber, each in its own transaction through the subscriber
     services, moving `done` after every `step` so the progress bar moves. One subscriber's refusal
     (a VIP cannot be suspended, a terminated one cannot be moved) is recorded and the rest go on."""
-    from sonjog.customers.services import subscriber_change_package, subscriber_set_intent
-
     action = BulkAction.objects.select_related("package", "actor").get(pk=action_id)
     if action.finished:
         return action

@@ -18,6 +18,7 @@ from sonjog.billing.models import Allocation, Bill, EntryKind, LedgerEntry
 from sonjog.core.db import server_cursor
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, subscriber_period
+from sonjog.customers.models import Subscriber, SubscriberAddOn
 from sonjog.operators.models import BillingMode
 
 # One statement row per (subscriber, period) with entries; the chain starts from the closing due of
@@ -164,7 +165,6 @@ def prepaid_expiry(subscriber_id: int) -> dt.date | None:
     carried further by whatever credit is left over, period by period, at what each period's bill
     would be: the package and the add-ons running in it."""
     from sonjog.billing.terms import subscriber_terms
-    from sonjog.customers.models import Subscriber, SubscriberAddOn
 
     subscriber = Subscriber.objects.select_related("operator", "package").get(pk=subscriber_id)
     if subscriber.activation_date is None:
@@ -221,8 +221,6 @@ def prepaid_expiry(subscriber_id: int) -> dt.date | None:
 
 def money_changed(subscriber_ids: Iterable[int], touched: Iterable[tuple[int, dt.date]]) -> None:
     """After any ledger append: keep allocations, statements and prepaid expiry in step."""
-    from sonjog.customers.models import Subscriber
-
     ids = sorted(set(subscriber_ids))
     for subscriber_id in ids:
         allocations_rebalance(subscriber_id)
