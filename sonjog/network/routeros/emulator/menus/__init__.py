@@ -1,0 +1,26 @@
+"""The menus the emulated router serves, one module per RouterOS menu tree.
+
+``base`` holds the generic list-menu behaviour; ``ppp``, ``firewall``, ``files`` and ``system``
+the menus themselves. Nothing here imports the router: menus see it as a
+:class:`~sonjog.network.routeros.emulator.menus.base.MenuHost`.
+"""
+
+from sonjog.network.routeros.emulator.menus.base import Menu, MenuHost, TableMenu, apply_proplist
+from sonjog.network.routeros.emulator.menus.files import FileMenu
+from sonjog.network.routeros.emulator.menus.firewall import AddressListMenu
+from sonjog.network.routeros.emulator.menus.ppp import ActiveMenu, ProfileMenu, SecretMenu
+from sonjog.network.routeros.emulator.menus.system import IdentityMenu, ResourceMenu
+
+__all__ = [
+    "ActiveMenu",
+    "AddressListMenu",
+    "FileMenu",
+    "IdentityMenu",
+    "Menu",
+    "MenuHost",
+    "ProfileMenu",
+    "ResourceMenu",
+    "SecretMenu",
+    "TableMenu",
+    "apply_proplist",
+]
