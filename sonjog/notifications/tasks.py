@@ -6,21 +6,22 @@ from procrastinate.contrib.django import app
 
 from sonjog.core.jobs import releases_connection
 from sonjog.notifications import services
+from sonjog.notifications.services import jobs
 
 
-@app.task(name="notifications.send_message", queue="notifications")
+@app.task(name=jobs.SEND_MESSAGE, queue=jobs.QUEUE)
 @releases_connection
 def send_message(message_id: int) -> str:
     return services.message_send(message_id)
 
 
-@app.task(name="notifications.bill_notices", queue="notifications")
+@app.task(name=jobs.BILL_NOTICES, queue=jobs.QUEUE)
 @releases_connection
 def bill_notices(run_id: int) -> int:
     return services.bill_notices_queue(run_id)
 
 
-@app.task(name="notifications.event_notices", queue="notifications")
+@app.task(name=jobs.EVENT_NOTICES, queue=jobs.QUEUE)
 @releases_connection
 def event_notices(event: str, subscriber_ids: list[int], dedup_prefix: str) -> int:
     return services.event_notices_queue(event, subscriber_ids, dedup_prefix)
