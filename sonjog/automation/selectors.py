@@ -89,10 +89,6 @@ def operator_schedule_for(operator: Operator) -> OperatorSchedule:
     return OperatorSchedule.objects.filter(operator=operator).first() or OperatorSchedule(operator=operator)
 
 
-def operator_local_now(operator: Operator, now: dt.datetime | None = None) -> dt.datetime:
-    return timezone.localtime(now or timezone.now(), ZoneInfo(operator.time_zone))
-
-
 def generation_open(schedule: OperatorSchedule, local_now: dt.datetime) -> bool:
     """Whether the operator's bills may be made at this local moment.
 

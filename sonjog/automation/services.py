@@ -28,7 +28,6 @@ from sonjog.automation.selectors import (
     expiry_candidates,
     fup_usage_periods,
     generation_open,
-    operator_local_now,
     period_usage_bytes,
     reminder_candidates,
     reminders_open,
@@ -41,6 +40,7 @@ from sonjog.core.models import AuditEvent
 from sonjog.customers.models import Subscriber
 from sonjog.network.services import outbox_enqueue
 from sonjog.notifications.services import NOTICE_BATCH, Notice, notify_event_many
+from sonjog.operators.dates import operator_local_now
 from sonjog.operators.models import Operator
 
 if TYPE_CHECKING:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo
-
-from django.utils import timezone
 
 from sonjog.billing.calculation import VatTerms
 from sonjog.core.periods import CYCLE_ANNIVERSARY, anchor_day_for, period_month_containing
 from sonjog.customers.models import Subscriber
+from sonjog.operators.dates import operator_date_of, operator_today
 from sonjog.operators.models import Operator
+
+__all__ = ["operator_date_of", "operator_today"]  # defined with the operator; billing's callers read them here
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,3 @@ def subscriber_terms(subscriber: Subscriber) -> BillingTerms:
         billing_day=subscriber.billing_day,
         activation_date=subscriber.activation_date,
     )
-
-
-def operator_today(operator: Operator) -> dt.date:
-    """Today's calendar date where the operator is, whatever the server's own time zone."""
-    return timezone.localdate(timezone=ZoneInfo(operator.time_zone))
-
-
-def operator_date_of(operator: Operator, moment: dt.datetime) -> dt.date:
-    return timezone.localtime(moment, ZoneInfo(operator.time_zone)).date()

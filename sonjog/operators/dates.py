@@ -7,12 +7,29 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from sonjog.operators.models import Operator
+
+
+def operator_today(operator: Operator) -> dt.date:
+    """Today's calendar date where the operator is, whatever the server's own time zone."""
+    return timezone.localdate(timezone=ZoneInfo(operator.time_zone))
+
+
+def operator_date_of(operator: Operator, moment: dt.datetime) -> dt.date:
+    """The operator's calendar date of a moment."""
+    return timezone.localtime(moment, ZoneInfo(operator.time_zone)).date()
+
+
+def operator_local_now(operator: Operator, now: dt.datetime | None = None) -> dt.datetime:
+    """Now (or `now`) on the operator's wall clock."""
+    return timezone.localtime(now or timezone.now(), ZoneInfo(operator.time_zone))
 
 
 def business_date_window(operator: Operator, today: dt.date) -> tuple[dt.date, dt.date]:
