@@ -1,9 +1,10 @@
 """Intent versus reality: diff every router against what Sonjog intends, and repair the drift.
 
-One router read (secrets + sessions + the suspended list) per router, compared with the subscribers
-that router serves. Repairs go through the outbox like any other command, so they are logged,
-retried and de-duplicated; what Sonjog cannot decide (a secret it does not know) is reported, never
-deleted.
+One router read (secrets + sessions + the suspended and add-on address lists) per router, compared with
+the subscribers that router serves, whose desired state (add-on effects and fair-usage throttles
+included) is read for all of them at once. Repairs go through the outbox like any other command, so
+they are logged, retried and de-duplicated; what Sonjog cannot decide (a secret it does not know) is
+reported, never deleted.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from sonjog.catalog.models import AddOn, AddOnEffect
 from sonjog.customers.models import Subscriber
 from sonjog.network import router_io
-from sonjog.network.desired import desired_secret
+from sonjog.network.desired import desired_secrets
+from sonjog.network.drivers.mikrotik import DesiredSecret, Observation
+from sonjog.network.drivers.mikrotik.values import normalise_address
 from sonjog.network.enforcement import outbox_enqueue_many
 from sonjog.network.models import DriverKind, Router, SuspendMode
 from sonjog.network.services import _observed, outbox_router_answered
@@ -131,11 +135,12 @@ def served_subscribers(router: Router) -> Any:
     )
 
 
-def _compare(subscriber: Subscriber, router: Router, seen: Any) -> str | None:
+def _compare(desired: DesiredSecret, seen: Observation | None) -> str | None:
     """Why the router disagrees with intent, or None when it agrees."""
-    desired = desired_secret(subscriber, router)
     if desired.state == "absent":
-        return "terminated but still on router" if seen is not None and seen.exists else None
+        if seen is not None and seen.exists:
+            return "terminated but still on router"
+        return _addon_list_problem(desired, seen)
     if seen is None or not seen.exists:
         return "missing on router"
     if desired.state == "enabled":
@@ -145,7 +150,7 @@ def _compare(subscriber: Subscriber, router: Router, seen: Any) -> str | None:
             return f"profile {seen.profile} on router, package wants {desired.profile}"
         if seen.suspended_listed:
             return "active but still on the suspended address list"
-        return None
+        return _remote_address_problem(desired, seen) or _addon_list_problem(desired, seen)
     if desired.suspend_mode == SuspendMode.DISABLE:
         if not seen.disabled:
             return "suspended but enabled on router"
@@ -153,7 +158,48 @@ def _compare(subscriber: Subscriber, router: Router, seen: Any) -> str | None:
             return "suspended but still online"
     elif desired.suspend_mode == SuspendMode.PROFILE and seen.profile != desired.suspended_profile:
         return "suspended but not in the suspended profile"
+    return _remote_address_problem(desired, seen) or _addon_list_problem(desired, seen)
+
+
+def _remote_address_problem(desired: DesiredSecret, seen: Observation) -> str | None:
+    have = normalise_address(seen.remote_address or "")
+    want = normalise_address(desired.remote_address or "")
+    if have == want:
+        return None
+    if not want:
+        return f"static IP {have} on router, none in force"
+    return f"static IP {have or 'none'} on router, Sonjog wants {want}"
+
+
+def _addon_list_problem(desired: DesiredSecret, seen: Observation | None) -> str | None:
+    """An add-on list the subscriber's address is missing from, or an entry Sonjog put on a list for it
+    that it no longer should have (the add-on ended, the address changed). The address is the one the
+    driver would list: the live session's, else the fixed one; with neither there is nothing to list."""
+    if seen is None:
+        return None
+    address = seen.address or desired.remote_address
+    wanted = set(desired.address_lists)
+    if address:
+        missing = sorted(wanted - seen.address_lists)
+        if missing:
+            return f"not on add-on address list {missing[0]}"
+    keep = {(name, normalise_address(address)) for name in wanted} if address else set()
+    stale = sorted(name for name, listed in seen.owned_entries if (name, normalise_address(listed)) not in keep)
+    if stale:
+        return f"still on address list {stale[0]} without the add-on"
     return None
+
+
+def managed_address_lists(router: Router) -> list[str]:
+    """The address lists Sonjog's add-ons name for the router's operator tree (on sale or not: entries
+    of an add-on taken off sale still have to be found and taken away when it ends)."""
+    return sorted(
+        set(
+            AddOn.objects.filter(operator__path__startswith=router.operator.path, effect=AddOnEffect.ADDRESS_LIST)
+            .exclude(effect_value=router.suspended_address_list)
+            .values_list("effect_value", flat=True)
+        )
+    )
 
 
 def router_diff(router: Router) -> RouterReport:
@@ -162,7 +208,7 @@ def router_diff(router: Router) -> RouterReport:
         report.checked = served_subscribers(router).count()
         return report  # RADIUS rows are views of intent: they cannot disagree with it.
     try:
-        observed, router_profiles = router_io.observe_with_profiles(router)
+        observed, router_profiles = router_io.observe_with_profiles(router, managed_address_lists(router))
     except router_io.DriverError as error:
         report.reachable, report.error = False, str(error)
         return report
@@ -170,10 +216,12 @@ def router_diff(router: Router) -> RouterReport:
     report.disagreements.extend(profile_mismatches(router, router_profiles))
     report.observed = observed
     known: set[str] = set()
-    for subscriber in served_subscribers(router):
+    subscribers = list(served_subscribers(router))
+    desired = desired_secrets(subscribers, router)
+    for subscriber in subscribers:
         known.add(subscriber.pppoe_username)
         report.checked += 1
-        problem = _compare(subscriber, router, observed.get(subscriber.pppoe_username))
+        problem = _compare(desired[subscriber.pk], observed.get(subscriber.pppoe_username))
         if problem:
             seen = observed.get(subscriber.pppoe_username)
             view = "absent" if seen is None or not seen.exists else ("disabled" if seen.disabled else "enabled")

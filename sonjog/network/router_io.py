@@ -8,6 +8,7 @@ CoA for a rate change) so the NAS re-authorises against the new rows.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from sonjog.customers.models import Subscriber
@@ -129,13 +130,17 @@ def observe(router: Router) -> dict[str, mikrotik.Observation]:
         raise DriverError(str(error)) from error
 
 
-def observe_with_profiles(router: Router) -> tuple[dict[str, mikrotik.Observation], dict[str, dict[str, str]]]:
-    """Everything a diff needs, in one connection: secrets, sessions, the suspended list, profiles."""
+def observe_with_profiles(
+    router: Router, address_lists: Iterable[str] = ()
+) -> tuple[dict[str, mikrotik.Observation], dict[str, dict[str, str]]]:
+    """Everything a diff needs, in one connection: secrets, sessions, the suspended list and the add-on
+    lists named in `address_lists`, profiles."""
     if router.driver != DriverKind.MIKROTIK:
         return {}, {}
     try:
         with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=15.0)) as driver:
-            return driver.observe(suspended_list=router.suspended_address_list), driver.list_profiles()
+            observed = driver.observe(suspended_list=router.suspended_address_list, address_lists=address_lists)
+            return observed, driver.list_profiles()
     except mikrotik.RouterError as error:
         raise DriverError(str(error)) from error
 
