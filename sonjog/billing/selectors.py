@@ -8,11 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from sonjog.billing.models import EntryKind, LedgerEntry, Payment, Statement
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
+from sonjog.customers.models import Subscriber
 from sonjog.operators.models import Operator
 
 
@@ -175,6 +177,25 @@ class Dues:
     overdue_amount: Decimal
 
 
+def latest_due_subquery() -> Subquery:
+    return Subquery(
+        Statement.objects.filter(subscriber_id=OuterRef("pk")).order_by("-period_month").values("closing_due")[:1]
+    )
+
+
+def with_due(rows: QuerySet[Subscriber], today: dt.date) -> QuerySet[Subscriber]:
+    """Annotate `due`, what each subscriber owes now, the way the dashboard reads it: next month's
+    statement if billed ahead, else this month's (both joined, so sorting 30,000 rows by due is one
+    hash join), else a probe for the latest one (PostgreSQL stops at the first non-null). PostgreSQL
+    evaluates it only for the rows a page returns unless sorting or filtering needs it."""
+    month = month_start(today)
+    return rows.annotate(
+        st_next=FilteredRelation("statements", condition=Q(statements__period_month=add_months(month, 1))),
+        st_this=FilteredRelation("statements", condition=Q(statements__period_month=month)),
+        due=Coalesce(F("st_next__closing_due"), F("st_this__closing_due"), latest_due_subquery(), Value(ZERO)),
+    )
+
+
 def subscriber_dues(operator_id: int, subscriber_ids: list[int], today: dt.date) -> dict[int, Dues]:
     """Owes now and overdue for the given subscribers of one operator, by subscriber id."""
     cte, params = dues_cte([operator_id], today, only=subscriber_ids)
@@ -210,6 +231,11 @@ def _reversed() -> Exists:
     return Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=EntryKind.REVERSAL))
 
 
+def with_reversed(rows: QuerySet[Payment]) -> QuerySet[Payment]:
+    """Payments as lists show them: each annotated `reversed`, newest first."""
+    return rows.annotate(reversed=_reversed()).order_by("-received_at", "-pk")
+
+
 def payments_received(
     operator_ids: list[int], start: dt.datetime, end: dt.datetime, *, standing_only: bool = False
 ) -> QuerySet[Payment]:
@@ -218,7 +244,7 @@ def payments_received(
     rows = Payment.objects.filter(operator_id__in=operator_ids, received_at__gte=start, received_at__lt=end)
     if standing_only:
         rows = rows.filter(~_reversed())
-    return rows.annotate(reversed=_reversed()).order_by("-received_at", "-pk")
+    return with_reversed(rows)
 
 
 def collected(

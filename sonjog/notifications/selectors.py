@@ -544,25 +544,15 @@ def credit_overview(operator: Operator, entries: int = 50) -> CreditOverview:
 
 
 def message_log(
-    operator_ids: Sequence[int],
+    rows: QuerySet[Message],
     *,
-    status: str = "",
-    channel: str = "",
-    event: str = "",
-    bulk_id: int | None = None,
     before: tuple[dt.datetime, int] | None = None,
     limit: int = 50,
 ) -> tuple[list[Message], bool]:
-    """A page of the delivery log, newest first, keyset-paginated on (created_at, id) — the log only
-    grows, and counting it is what an offset page would cost on every click. Returns (rows, more)."""
-    # By operator id rather than by tree path: PostgreSQL then walks the (operator, created_at) index
-    # newest first and stops after a page.
-    rows = Message.objects.filter(operator_id__in=operator_ids).select_related("subscriber", "operator")
-    for name, value in (("status", status), ("channel", channel), ("event", event)):
-        if value:
-            rows = rows.filter(**{name: value})
-    if bulk_id is not None:
-        rows = rows.filter(bulk_id=bulk_id)
+    """A page of the delivery log `rows` (the caller's scoped messages, filtered by `MessageFilterSet`),
+    newest first, keyset-paginated on (created_at, id) — the log only grows, and counting it is what an
+    offset page would cost on every click. Returns (rows, more)."""
+    rows = rows.select_related("subscriber", "operator")
     if before is not None:
         at, pk = before
         rows = rows.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk))

@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
@@ -16,9 +15,9 @@ from sonjog.billing.selectors import addon_revenue_by_period, collected
 from sonjog.billing.services import GenerationResult
 from sonjog.console import charts, selectors
 from sonjog.console.access import console_view, scope_of
-from sonjog.console.forms import GenerateForm, PeriodField
+from sonjog.console.forms import GenerateForm
 from sonjog.console.views.common import page, page_of, today_for
-from sonjog.core.bounds import page_number, query_id
+from sonjog.core.bounds import page_number
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
 from sonjog.flows.generation import bills_generate
@@ -143,23 +142,18 @@ def corrections_view(request: HttpRequest) -> HttpResponse:
 def payments_view(request: HttpRequest) -> HttpResponse:
     scope = scope_of(request)
     today = today_for(scope)
-    try:
-        month = PeriodField().to_python(request.GET.get("month") or f"{today:%Y-%m}") or month_start(today)
-    except ValidationError:
-        month = month_start(today)
-    start = selectors.day_bounds(scope, month)[0]
-    end = selectors.day_bounds(scope, add_months(month, 1))[0]
-    rows = selectors.payments_in(scope, start, end)
-    collector: User | None = None
-    collector_id = query_id(request.GET.get("collector"))
-    if collector_id is not None:
-        collector = selectors.collectors(scope).filter(pk=collector_id).first()
-        rows = rows.filter(collector=collector)
+    # One month of payments (this one unless another is asked for), everyone's or one collector's.
+    params = {name: request.GET[name] for name in ("month", "collector") if name in request.GET}
+    filters = selectors.payment_filters(scope, params, defaults={"month": month_start(today)})
+    month: dt.date = filters.value("month")
+    collector: User | None = filters.value("collector")
+    start, end = filters.received_between(month, add_months(month, 1))
     return page(
         request,
         "console/payments.html",
         {
-            "page_obj": page_of(request, rows),
+            "form": filters.form,
+            "page_obj": page_of(request, filters.qs),
             "month": month,
             "previous": add_months(month, -1),
             "next": add_months(month, 1) if add_months(month, 1) <= today else None,

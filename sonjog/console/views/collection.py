@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 
 from sonjog.console import selectors
 from sonjog.console.access import console_view, scope_of
-from sonjog.console.forms import DaySheetForm
 from sonjog.console.views.common import page, today_for
 from sonjog.core.bounds import OutOfBounds, query_text
 
@@ -30,17 +31,15 @@ def collect_view(request: HttpRequest) -> HttpResponse:
 @console_view("billing.view_payment")
 def day_sheet_view(request: HttpRequest) -> HttpResponse:
     scope = scope_of(request)
-    collectors = selectors.collectors(scope)
-    form = DaySheetForm(request.GET or None, collectors=collectors)
-    day = today_for(scope)
-    collector = None
-    if form.is_bound and form.is_valid():
-        day = form.cleaned_data["day"] or day
-        collector = form.cleaned_data["collector"]
-    elif not form.is_bound and not request.user.has_perm("billing.view_bill"):
+    defaults: dict[str, Any] = {"day": today_for(scope)}
+    if not request.GET and not request.user.has_perm("billing.view_bill"):
         # A collector opens their own sheet by default.
-        collector = request.user
-    sheet = selectors.day_sheet(scope, day, collector)  # type: ignore[arg-type]
+        defaults["collector"] = request.user
+    params = {name: request.GET[name] for name in ("day", "collector") if name in request.GET}
+    filters = selectors.payment_filters(scope, params or None, defaults=defaults)
+    form = filters.form
+    day, collector = filters.value("day"), filters.value("collector")
+    sheet = selectors.payment_sheet(filters.qs)
     return page(
         request,
         "console/day_sheet.html",

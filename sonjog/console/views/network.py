@@ -44,15 +44,16 @@ def router_test_view(request: HttpRequest, router_id: int) -> HttpResponse:
 
 @console_view("network.view_outboxcommand")
 def outbox_view(request: HttpRequest) -> HttpResponse:
-    scope = scope_of(request)
-    status = request.GET.get("status", "")
-    if status not in OutboxStatus.values:
-        status = ""
-    rows = selectors.outbox(scope, status)
+    filters = selectors.outbox_filters(scope_of(request), request.GET)
     return page(
         request,
         "console/outbox.html",
-        {"page_obj": page_of(request, rows), "status": status, "statuses": OutboxStatus.choices},
+        {
+            "form": filters.form,
+            "page_obj": page_of(request, filters.qs),
+            "status": filters.value("status") or "",
+            "statuses": OutboxStatus.choices,
+        },
     )
 
 

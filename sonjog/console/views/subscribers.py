@@ -14,10 +14,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from sonjog.billing.exceptions import BillingError
+from sonjog.billing.filters import SubscriberDueFilterSet
 from sonjog.console import exports, selectors, services
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.exceptions import ConsoleError
-from sonjog.console.forms import BulkActionForm, SubscriberCreateForm, SubscriberFilterForm
+from sonjog.console.forms import BulkActionForm, SubscriberCreateForm
 from sonjog.console.models import BulkAction
 from sonjog.console.views.common import page, page_of, today_for
 from sonjog.customers import services as customers_services
@@ -25,48 +26,23 @@ from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.services import subscriber_create
 
 
-def _filters(
-    request: HttpRequest, params: QueryDict | None = None
-) -> tuple[SubscriberFilterForm, selectors.SubscriberFilters]:
+def _filters(request: HttpRequest, params: QueryDict | None = None) -> SubscriberDueFilterSet:
+    # Unusable filters (another subtree's zone, a malformed amount) show their error and list nothing
+    # rather than silently listing everything.
     scope = scope_of(request)
-    query = request.GET if params is None else params
-    form = SubscriberFilterForm(query or None, scope=scope)
-    filters = selectors.SubscriberFilters()
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        filters = selectors.SubscriberFilters(
-            q=data["q"] or "",
-            zone=data["zone"],
-            package=data["package"],
-            status=data["status"],
-            mode=data["mode"],
-            online=data["online"],
-            due_min=data["due_min"],
-            due_max=data["due_max"],
-            joined=data["joined"],
-            left=data["left"],
-            network=data["network"],
-            expiring=data["expiring"],
-            operator_id=data["operator"].pk if data["operator"] else None,
-            sort=data["sort"] or "customer_id",
-        )
-    elif form.is_bound:
-        # Unusable filters (another subtree's zone, a malformed amount) show their error and list
-        # nothing rather than silently listing everything.
-        filters = selectors.SubscriberFilters(nothing=True)
-    return form, filters
+    return selectors.subscriber_filters(scope, request.GET if params is None else params, today_for(scope))
 
 
 @console_view("customers.view_subscriber")
 def subscriber_list_view(request: HttpRequest) -> HttpResponse:
     scope = scope_of(request)
-    form, filters = _filters(request)
-    rows = selectors.subscriber_list(scope, filters, today_for(scope))
-    listing = page_of(request, rows)
+    filters = _filters(request)
+    form = filters.form
+    listing = page_of(request, selectors.subscriber_list(filters))
     context: dict[str, Any] = {
         "form": form,
         "page_obj": listing,
-        "sort": filters.sort,
+        "sort": filters.chosen_sort,
         # SMS has its own page, which shows the count and the cost before anything is sent.
         "bulk_kinds": [(value, label) for value, label in BulkAction.Kind.choices if value != BulkAction.Kind.SMS],
         "packages": form.fields["package"].queryset,  # type: ignore[attr-defined]
@@ -81,9 +57,7 @@ def subscriber_list_view(request: HttpRequest) -> HttpResponse:
 def subscriber_export_view(request: HttpRequest, fmt: str) -> HttpResponseBase:
     if fmt not in ("csv", "xlsx"):
         raise Http404
-    scope = scope_of(request)
-    _form, filters = _filters(request)
-    rows = selectors.subscriber_list(scope, filters, today_for(scope))
+    rows = selectors.subscriber_list(_filters(request))
     if fmt == "xlsx":
         return exports.subscribers_xlsx(rows)
     return exports.subscribers_csv(rows)
@@ -147,8 +121,8 @@ def bulk_start_view(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     if data["all_matching"]:
         # The filters the list was showing, re-applied here inside the caller's scope.
-        _form, filters = _filters(request, QueryDict(request.POST.get("filters", "")))
-        ids = list(selectors.subscriber_list(scope, filters, today_for(scope)).values_list("pk", flat=True))
+        filters = _filters(request, QueryDict(request.POST.get("filters", "")))
+        ids = list(selectors.subscriber_list(filters).values_list("pk", flat=True))
     else:
         ids = [subscriber.pk for subscriber in data["subscribers"]]
     package = data["package"] if data["kind"] == BulkAction.Kind.CHANGE_PACKAGE else None
