@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from sonjog.automation.models import FupState, JobRun, OperatorSchedule, ReminderRule
+from sonjog.automation.models import JobRun, OperatorSchedule, ReminderRule
 from sonjog.core.admin_base import ReadOnlyAdmin
 
 # Read-only: runs are written by the scheduler, and schedules and rules by their services (which
@@ -23,10 +23,3 @@ class OperatorScheduleAdmin(ReadOnlyAdmin):
 class ReminderRuleAdmin(ReadOnlyAdmin):
     list_display = ["operator", "event", "offset_days", "package", "zone", "channel", "is_active"]
     list_filter = ["event", "channel", "is_active"]
-
-
-@admin.register(FupState)
-class FupStateAdmin(ReadOnlyAdmin):
-    list_display = ["subscriber", "period_month", "usage_bytes", "allowance_bytes", "throttled_at", "released_at"]
-    list_filter = ["period_month"]
-    list_select_related = ["subscriber"]

@@ -38,7 +38,3 @@ def backup_dir() -> Path:
 
 def backup_keep() -> int:
     return int(getattr(settings, "SONJOG_BACKUP_KEEP", 7))
-
-
-# Bytes in one "GB" of a package's data allowance: decimal gigabytes, as ISPs advertise them.
-FUP_BYTES_PER_GB = 1_000_000_000

@@ -1,5 +1,4 @@
-"""The scheduler's own rows: job run records, per-operator schedule settings, reminder rules and the
-fair-usage throttle state."""
+"""The scheduler's own rows: job run records, per-operator schedule settings and reminder rules."""
 
 from __future__ import annotations
 
@@ -153,35 +152,3 @@ class ReminderRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.offset_days:+d}d {self.channel or 'default'}"
-
-
-class FupState(models.Model):
-    """A fair-usage throttle: the subscriber used more than the package allows in one billing period.
-
-    A row is released (not deleted) when its period ends or the subscriber no longer qualifies; the
-    network side reads "has an unreleased row" as "apply the reduced rate"."""
-
-    subscriber = models.ForeignKey("customers.Subscriber", on_delete=models.PROTECT, related_name="fup_states")
-    period_month = models.DateField(_("period"))
-    usage_bytes = models.BigIntegerField(_("usage when throttled (bytes)"))
-    allowance_bytes = models.BigIntegerField(_("allowance (bytes)"))
-    throttled_at = models.DateTimeField(_("throttled"))
-    released_at = models.DateTimeField(_("released"), null=True, blank=True)
-
-    class Meta:
-        ordering = ["-throttled_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["subscriber", "period_month"], name="fupstate_one_per_period"),
-            # The network reads one flag per subscriber: never two open throttles.
-            models.UniqueConstraint(
-                fields=["subscriber"], condition=Q(released_at__isnull=True), name="fupstate_one_open"
-            ),
-            models.CheckConstraint(condition=Q(usage_bytes__gt=F("allowance_bytes")), name="fupstate_over_allowance"),
-            models.CheckConstraint(
-                condition=Q(released_at__isnull=True) | Q(released_at__gte=F("throttled_at")),
-                name="fupstate_release_after_throttle",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.subscriber_id} {self.period_month:%Y-%m} {'open' if self.released_at is None else 'released'}"

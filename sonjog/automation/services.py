@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import logging
-import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -19,16 +18,14 @@ from django.utils import timezone
 from sonjog.automation import conf
 from sonjog.automation.backup import database_backup, database_restore
 from sonjog.automation.exceptions import InvalidSchedule, UnknownJob
-from sonjog.automation.models import FupState, JobRun, OperatorSchedule, ReminderChannel, ReminderEvent, ReminderRule
+from sonjog.automation.models import JobRun, OperatorSchedule, ReminderChannel, ReminderEvent, ReminderRule
 from sonjog.automation.recording import record_run
 from sonjog.automation.registry import JOBS
 from sonjog.automation.selectors import (
     ReminderCandidate,
     credit_settlement_candidates,
     expiry_candidates,
-    fup_usage_periods,
     generation_open,
-    period_usage_bytes,
     reminder_candidates,
     reminders_open,
 )
@@ -36,9 +33,6 @@ from sonjog.billing.models import Allocation
 from sonjog.billing.services import money_changed
 from sonjog.billing.services.locks import subscriber_lock
 from sonjog.core.audit import audit
-from sonjog.core.models import AuditEvent
-from sonjog.customers.models import Subscriber
-from sonjog.network.services import outbox_enqueue
 from sonjog.notifications.services import NOTICE_BATCH, Notice, notify_event_many
 from sonjog.operators.dates import operator_local_now
 from sonjog.operators.models import Operator
@@ -55,7 +49,6 @@ __all__ = [
     "database_backup",
     "database_restore",
     "due_reminders_send",
-    "fair_usage_apply",
     "job_run_now",
     "log_retention_purge",
     "online_payment_recheck",
@@ -254,97 +247,6 @@ def settle_credit(*, operator: Operator | None = None) -> dict[str, Any]:
         "allocated": allocated,
         "released": released,
         "errors": errors[:50],
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# Fair usage
-# --------------------------------------------------------------------------------------------------
-
-FUP_LOCK = (zlib.crc32(b"sonjog.automation.fup") - 2**31, 0)
-
-_THROTTLE_SQL = """
-INSERT INTO automation_fupstate (subscriber_id, period_month, usage_bytes, allowance_bytes, throttled_at)
-SELECT * FROM unnest(%(ids)s::bigint[], %(months)s::date[], %(usage)s::bigint[], %(allowance)s::bigint[],
-                     %(now)s::timestamptz[])
-ORDER BY 1
-ON CONFLICT (subscriber_id, period_month) DO UPDATE SET
-    released_at = NULL, throttled_at = EXCLUDED.throttled_at, usage_bytes = EXCLUDED.usage_bytes,
-    allowance_bytes = EXCLUDED.allowance_bytes
-WHERE automation_fupstate.released_at IS NOT NULL
-RETURNING subscriber_id
-"""
-
-
-def fair_usage_apply(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Throttle subscribers past their package's data allowance in their current billing period and
-    release throttles whose period has ended (or whose subscriber no longer qualifies: a package
-    without an allowance, a bigger allowance, termination). Each change queues a router command in
-    the same transaction; the network side decides what the throttle looks like on the router."""
-    now = now or timezone.now()
-    periods = fup_usage_periods(now)
-    usage = period_usage_bytes(periods)
-    over = {p.subscriber_id: p for p in periods if usage.get(p.subscriber_id, 0) > p.allowance_bytes}
-    with transaction.atomic():
-        # One fair-usage pass at a time: two would race on the same subscribers' open rows.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(FUP_LOCK))
-        release_ids = [
-            state_id
-            for state_id, subscriber_id, period_month in FupState.objects.filter(released_at__isnull=True).values_list(
-                "pk", "subscriber_id", "period_month"
-            )
-            if subscriber_id not in over or over[subscriber_id].period_month != period_month
-        ]
-        released = list(
-            FupState.objects.filter(pk__in=release_ids)
-            .values_list("subscriber_id", flat=True)
-            .order_by("subscriber_id")
-        )
-        FupState.objects.filter(pk__in=release_ids).update(released_at=now)
-        throttled: list[int] = []
-        if over:
-            ordered = sorted(over.values(), key=lambda p: p.subscriber_id)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    _THROTTLE_SQL,
-                    {
-                        "ids": [p.subscriber_id for p in ordered],
-                        "months": [p.period_month for p in ordered],
-                        "usage": [usage[p.subscriber_id] for p in ordered],
-                        "allowance": [p.allowance_bytes for p in ordered],
-                        "now": [now] * len(ordered),
-                    },
-                )
-                throttled = [row[0] for row in cursor.fetchall()]
-        changed = sorted(set(released) | set(throttled))
-        commands = 0
-        subscribers = Subscriber.objects.select_related("zone", "operator").in_bulk(changed)
-        for subscriber_id in changed:
-            subscriber = subscribers[subscriber_id]
-            if outbox_enqueue(subscriber=subscriber, requested_by="fair usage") is not None:
-                commands += 1
-        AuditEvent.objects.bulk_create(
-            [
-                AuditEvent(
-                    operator_id=subscribers[subscriber_id].operator_id,
-                    action="subscriber.fup.throttled" if subscriber_id in throttled else "subscriber.fup.released",
-                    subscriber_id=subscriber_id,
-                    detail=(
-                        {"usage_bytes": usage[subscriber_id], "allowance_bytes": over[subscriber_id].allowance_bytes}
-                        if subscriber_id in throttled
-                        else {}
-                    ),
-                )
-                for subscriber_id in changed
-            ]
-        )
-    return {
-        "checked": len(periods),
-        "over_allowance": len(over),
-        "throttled": len(throttled),
-        "released": len(released),
-        "commands": commands,
     }
 
 

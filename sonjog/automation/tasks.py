@@ -34,7 +34,7 @@ def settle_credit(timestamp: int | None = None) -> dict[str, Any]:
 @releases_connection
 @recorded("automation.fair_usage")
 def fair_usage(timestamp: int | None = None) -> dict[str, Any]:
-    return services.fair_usage_apply()
+    return network_services.fair_usage_apply()
 
 
 @app.periodic(cron="20 22 * * *", periodic_id="automation.log_retention")

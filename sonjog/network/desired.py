@@ -15,6 +15,7 @@ from django.utils import timezone
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.customers.selectors import NO_NETWORK_EFFECTS, NetworkEffects, addon_network_effects
 from sonjog.network.drivers.mikrotik import DesiredSecret, SecretState
+from sonjog.network.fair_usage import fup_throttled_subscriber_ids
 from sonjog.network.models import Router, SuspendMode
 
 
@@ -27,8 +28,6 @@ def desired_state(intent: str) -> SecretState:
 
 
 def _fair_usage_throttled_ids(subscriber_ids: list[int]) -> set[int]:
-    from sonjog.automation.selectors import fup_throttled_subscriber_ids
-
     return fup_throttled_subscriber_ids(subscriber_ids)
 
 

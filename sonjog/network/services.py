@@ -16,11 +16,21 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from sonjog.core.models import AuditEvent
 from sonjog.customers.models import SessionState, Subscriber, SyncState
 from sonjog.network import router_io as drivers
 from sonjog.network.desired import desired_secret
 from sonjog.network.exceptions import NetworkError
-from sonjog.network.models import DriverKind, OutboxAttempt, OutboxCommand, OutboxStatus, Router, RouterBackup
+from sonjog.network.fair_usage import fup_usage_periods, period_usage_bytes
+from sonjog.network.models import (
+    DriverKind,
+    FupState,
+    OutboxAttempt,
+    OutboxCommand,
+    OutboxStatus,
+    Router,
+    RouterBackup,
+)
 from sonjog.operators.models import Operator
 
 logger = logging.getLogger(__name__)
@@ -350,3 +360,92 @@ def router_connection_test(*, router: Router) -> drivers.mikrotik.ConnectionTest
 def router_backup(router: Router) -> RouterBackup:
     text = drivers.export_config(router)
     return RouterBackup.objects.create(router=router, taken_at=timezone.now(), content=text)
+
+
+# -- fair usage -------------------------------------------------------------------------------------
+
+FUP_LOCK = (zlib.crc32(b"sonjog.automation.fup") - 2**31, 0)
+
+_THROTTLE_SQL = """
+INSERT INTO automation_fupstate (subscriber_id, period_month, usage_bytes, allowance_bytes, throttled_at)
+SELECT * FROM unnest(%(ids)s::bigint[], %(months)s::date[], %(usage)s::bigint[], %(allowance)s::bigint[],
+                     %(now)s::timestamptz[])
+ORDER BY 1
+ON CONFLICT (subscriber_id, period_month) DO UPDATE SET
+    released_at = NULL, throttled_at = EXCLUDED.throttled_at, usage_bytes = EXCLUDED.usage_bytes,
+    allowance_bytes = EXCLUDED.allowance_bytes
+WHERE automation_fupstate.released_at IS NOT NULL
+RETURNING subscriber_id
+"""
+
+
+def fair_usage_apply(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Throttle subscribers past their package's data allowance in their current billing period and
+    release throttles whose period has ended (or whose subscriber no longer qualifies: a package
+    without an allowance, a bigger allowance, termination). Each change queues a router command in
+    the same transaction; the network side decides what the throttle looks like on the router."""
+    now = now or timezone.now()
+    periods = fup_usage_periods(now)
+    usage = period_usage_bytes(periods)
+    over = {p.subscriber_id: p for p in periods if usage.get(p.subscriber_id, 0) > p.allowance_bytes}
+    with transaction.atomic():
+        # One fair-usage pass at a time: two would race on the same subscribers' open rows.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(FUP_LOCK))
+        release_ids = [
+            state_id
+            for state_id, subscriber_id, period_month in FupState.objects.filter(released_at__isnull=True).values_list(
+                "pk", "subscriber_id", "period_month"
+            )
+            if subscriber_id not in over or over[subscriber_id].period_month != period_month
+        ]
+        released = list(
+            FupState.objects.filter(pk__in=release_ids)
+            .values_list("subscriber_id", flat=True)
+            .order_by("subscriber_id")
+        )
+        FupState.objects.filter(pk__in=release_ids).update(released_at=now)
+        throttled: list[int] = []
+        if over:
+            ordered = sorted(over.values(), key=lambda p: p.subscriber_id)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _THROTTLE_SQL,
+                    {
+                        "ids": [p.subscriber_id for p in ordered],
+                        "months": [p.period_month for p in ordered],
+                        "usage": [usage[p.subscriber_id] for p in ordered],
+                        "allowance": [p.allowance_bytes for p in ordered],
+                        "now": [now] * len(ordered),
+                    },
+                )
+                throttled = [row[0] for row in cursor.fetchall()]
+        changed = sorted(set(released) | set(throttled))
+        commands = 0
+        subscribers = Subscriber.objects.select_related("zone", "operator").in_bulk(changed)
+        for subscriber_id in changed:
+            subscriber = subscribers[subscriber_id]
+            if outbox_enqueue(subscriber=subscriber, requested_by="fair usage") is not None:
+                commands += 1
+        AuditEvent.objects.bulk_create(
+            [
+                AuditEvent(
+                    operator_id=subscribers[subscriber_id].operator_id,
+                    action="subscriber.fup.throttled" if subscriber_id in throttled else "subscriber.fup.released",
+                    subscriber_id=subscriber_id,
+                    detail=(
+                        {"usage_bytes": usage[subscriber_id], "allowance_bytes": over[subscriber_id].allowance_bytes}
+                        if subscriber_id in throttled
+                        else {}
+                    ),
+                )
+                for subscriber_id in changed
+            ]
+        )
+    return {
+        "checked": len(periods),
+        "over_allowance": len(over),
+        "throttled": len(throttled),
+        "released": len(released),
+        "commands": commands,
+    }

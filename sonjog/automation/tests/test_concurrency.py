@@ -7,14 +7,15 @@ import pytest
 from django.db.models import Sum
 
 from sonjog.automation import services
-from sonjog.automation.models import FupState, JobRun
+from sonjog.automation.models import JobRun
 from sonjog.automation.selectors import credit_settlement_candidates
 from sonjog.automation.tests.conftest import lose_allocations
 from sonjog.billing.models import Allocation, Bill
 from sonjog.billing.verification import ledger_verify
 from sonjog.conftest import make_operator, make_package, make_subscriber, run_at_once
 from sonjog.flows.payments import payment_receive
-from sonjog.network.models import OutboxCommand
+from sonjog.network import services as network_services
+from sonjog.network.models import FupState, OutboxCommand
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,7 +74,7 @@ def test_two_settle_credit_bodies_without_the_job_lock_still_allocate_once(stran
 
 def test_two_fair_usage_passes_at_once_throttle_once(fup_isp):
     _operator, people = fup_isp
-    results = run_at_once(services.fair_usage_apply, services.fair_usage_apply)
+    results = run_at_once(network_services.fair_usage_apply, network_services.fair_usage_apply)
     assert all(isinstance(r, dict) for r in results), results
     assert sum(r["throttled"] for r in results) == 1
     assert sum(r["commands"] for r in results) == 1

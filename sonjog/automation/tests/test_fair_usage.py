@@ -6,12 +6,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import IntegrityError, transaction
 
-from sonjog.automation.models import FupState, JobRun
-from sonjog.automation.selectors import fup_throttled_subscriber_ids, fup_usage_periods, period_usage_bytes
-from sonjog.automation.services import fair_usage_apply, job_run_now
+from sonjog.automation.models import JobRun
+from sonjog.automation.services import job_run_now
 from sonjog.catalog.models import Package
 from sonjog.core.models import AuditEvent
-from sonjog.network.models import OutboxCommand
+from sonjog.network.fair_usage import fup_throttled_subscriber_ids, fup_usage_periods, period_usage_bytes
+from sonjog.network.models import FupState, OutboxCommand
+from sonjog.network.services import fair_usage_apply
 
 pytestmark = pytest.mark.django_db
 DHAKA = ZoneInfo("Asia/Dhaka")

@@ -60,7 +60,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from sonjog.automation.models import FupState, JobRun, ReminderRule
+from sonjog.automation.models import JobRun, ReminderRule
 from sonjog.automation.registry import JOBS
 from sonjog.automation.services import operator_schedule_set, reminder_rule_create
 from sonjog.billing.models import BillingRun, CreditNote, Invoice, LedgerEntry, Payment
@@ -77,7 +77,16 @@ from sonjog.core.periods import month_start
 from sonjog.customers.models import Pop, Subscriber, Zone
 from sonjog.customers.services import subscriber_create
 from sonjog.flows.payments import payment_receive
-from sonjog.network.models import NetworkAlert, OnlineSample, OutboxCommand, OutboxStatus, RadAcct, Router, RouterBackup
+from sonjog.network.models import (
+    FupState,
+    NetworkAlert,
+    OnlineSample,
+    OutboxCommand,
+    OutboxStatus,
+    RadAcct,
+    Router,
+    RouterBackup,
+)
 from sonjog.network.services import outbox_enqueue, router_create
 from sonjog.notifications.models import (
     BulkSend,

@@ -9,13 +9,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from sonjog.automation.models import FupState
-from sonjog.automation.services import fair_usage_apply
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import Package
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.services import subscriber_create
-from sonjog.network.models import RadAcct
+from sonjog.network.models import FupState, RadAcct
+from sonjog.network.services import fair_usage_apply
 from sonjog.network.tests.conftest import Isp
 
 pytestmark = pytest.mark.django_db(transaction=True)
