@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 
 from sonjog.catalog.models import Package
 from sonjog.customers.models import Subscriber
-from sonjog.customers.services import subscriber_create
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.operators.models import Operator
 from sonjog.operators.services import operator_create, staff_create
 

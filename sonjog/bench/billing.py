@@ -23,10 +23,10 @@ from sonjog.billing.verification import ledger_verify
 from sonjog.catalog.models import Package
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import Subscriber, SubscriberAddOn
-from sonjog.customers.services import subscriber_create
 from sonjog.demo.seed import seed_isp
 from sonjog.flows.generation import bills_generate
 from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.operators.models import Operator
 
 

@@ -29,10 +29,6 @@ class NotReversible(BillingError):
     pass
 
 
-class DiscountNotPermitted(BillingError):
-    pass
-
-
 class InvoiceAlreadyVoided(BillingError):
     pass
 
@@ -47,3 +43,8 @@ class InvoicePaid(BillingError):
 
 class InvalidDate(BillingError):
     """A business date outside the operator's window (start of records .. a short horizon ahead)."""
+
+
+class CreditExceedsBill(InvalidAmount):
+    """A credit of a bill (or of some of its lines) beyond what is left to credit on it; the database
+    refuses it too, whoever writes it (ADR 0010)."""

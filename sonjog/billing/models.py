@@ -150,6 +150,9 @@ class Bill(models.Model):
             models.Index(fields=["operator", "period_month"], name="bill_operator_period"),
             # Generation's "latest bill" and "already billed" probes are index-only scans on this.
             models.Index(fields=["subscriber", "period_month"], name="bill_subscriber_period"),
+            # The one-off charges of a run's periods (an add-on charged for a period billed again
+            # must not be billed twice): few rows, so a run reads them for nothing.
+            models.Index(fields=["operator", "period_month"], condition=Q(kind="charge"), name="bill_charge_period"),
         ]
 
     def __str__(self) -> str:
@@ -379,6 +382,10 @@ class Invoice(models.Model):
 
 
 class CreditNote(models.Model):
+    """The document of an invoice's void. A void takes back the credits given on the bill before (they
+    are reversed with it), so the note credits only what was left of the bill: `amount`, the sum of its
+    `lines`, each the remainder of one bill line."""
+
     operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
     invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="credit_note")
     reversal_entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
@@ -416,3 +423,32 @@ class Receipt(models.Model):
 
     def __str__(self) -> str:
         return f"MR-{self.payment_id}"
+
+
+class CreditLine(models.Model):
+    """What one ledger entry credits of one line of the bill it names: the lines a credit note mirrors.
+
+    Every entry that names a bill other than the bill's own has them, adding up to what the entry
+    credits (`-amount`): a credit (an outage, a package change, a termination, an add-on ended early,
+    a partial credit) spreads over the lines it credits with their VAT in proportion; a void takes
+    what is left of every line; the reversal of a credit mirrors that credit's lines with the sign
+    turned, so the sum of a bill line's credit lines is always what stands credited of it. The
+    database keeps that within the line (a trigger, migration 0011) and refuses UPDATE and DELETE."""
+
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="credit_lines")
+    bill_line = models.ForeignKey(BillLine, on_delete=models.PROTECT, related_name="credits")
+    # The void's note: its lines and those of the credits it took back, which add up to the note.
+    credit_note = models.ForeignKey(
+        CreditNote, null=True, blank=True, on_delete=models.PROTECT, related_name="lines", db_index=False
+    )
+    amount = MoneyField()
+    vat = MoneyField(default=Decimal("0.00"), db_default=Decimal("0.00"))
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0) | ~Q(vat=0), name="creditline_not_zero"),
+        ]
+        indexes = [models.Index(fields=["credit_note"], condition=Q(credit_note__isnull=False), name="creditline_note")]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} -> line {self.bill_line_id}: {self.amount} + {self.vat}"

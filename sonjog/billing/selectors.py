@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from sonjog.billing.models import EntryKind, LedgerEntry, Payment, Statement
+from sonjog.billing.models import CreditLine, EntryKind, LedgerEntry, Payment, Statement
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import Subscriber
@@ -261,26 +261,45 @@ def collected(
 # --- Add-on revenue: what add-ons were billed for, apart from packages -----------------------------
 #
 # The add-on lines of effective bills (period bills and the one-off charges of add-ons started in a
-# period already billed), VAT included as in "generated", by the bill's period. Credits for add-ons
-# ended early are adjustments, counted where adjustments are. Driven by the partial index on add-on
+# period already billed), VAT included as in "generated", by the bill's period, less what credits
+# took off those very lines (an add-on ended early, its share of an outage or a termination credit:
+# a credit note's lines say which line each credit came off). Driven by the partial index on add-on
 # lines, so it costs what the add-on lines cost, however many package lines there are.
 _ADDON_REVENUE_SQL = """
-SELECT b.period_month, sum(l.amount + l.vat)
-FROM billing_billline l
-JOIN billing_bill b ON b.id = l.bill_id
-WHERE l.kind = 'addon' AND b.reversed_at IS NULL AND b.operator_id = ANY(%(ids)s)
-  AND b.period_month >= %(since)s AND b.period_month <= %(until)s
-GROUP BY b.period_month
+WITH billed AS (
+    SELECT b.period_month, sum(l.amount + l.vat) AS amount
+    FROM billing_billline l
+    JOIN billing_bill b ON b.id = l.bill_id
+    WHERE l.kind = 'addon' AND b.reversed_at IS NULL AND b.operator_id = ANY(%(ids)s)
+      AND b.period_month >= %(since)s AND b.period_month <= %(until)s
+    GROUP BY b.period_month
+), credited AS (
+    SELECT b.period_month, sum(c.amount + c.vat) AS amount
+    FROM billing_creditline c
+    JOIN billing_billline l ON l.id = c.bill_line_id
+    JOIN billing_bill b ON b.id = l.bill_id
+    WHERE l.kind = 'addon' AND b.reversed_at IS NULL AND b.operator_id = ANY(%(ids)s)
+      AND b.period_month >= %(since)s AND b.period_month <= %(until)s
+    GROUP BY b.period_month
+)
+SELECT billed.period_month, billed.amount - COALESCE(credited.amount, 0)
+FROM billed LEFT JOIN credited ON credited.period_month = billed.period_month
 """
 
 
 # For a month or two (the dashboard's card) it is cheaper to start from that month's bills and probe
-# the add-on lines of each through their partial index than to read every add-on line there is.
+# the add-on lines of each through their partial index (and their credits through theirs) than to
+# read every add-on line there is.
 _ADDON_REVENUE_FEW_MONTHS_SQL = """
 SELECT b.period_month, sum(x.amount)
 FROM billing_bill b
 CROSS JOIN LATERAL (
-    SELECT sum(l.amount + l.vat) AS amount FROM billing_billline l WHERE l.bill_id = b.id AND l.kind = 'addon'
+    SELECT sum(l.amount + l.vat - COALESCE(c.amount, 0)) AS amount
+    FROM billing_billline l
+    LEFT JOIN LATERAL (
+        SELECT sum(cl.amount + cl.vat) AS amount FROM billing_creditline cl WHERE cl.bill_line_id = l.id
+    ) c ON true
+    WHERE l.bill_id = b.id AND l.kind = 'addon'
 ) x
 WHERE b.operator_id = ANY(%(ids)s) AND b.reversed_at IS NULL
   AND b.period_month >= %(since)s AND b.period_month <= %(until)s AND x.amount IS NOT NULL
@@ -289,8 +308,8 @@ GROUP BY b.period_month
 
 
 def addon_revenue_by_period(operator_ids: list[int], since: dt.date, until: dt.date) -> dict[dt.date, Decimal]:
-    """Billed for add-ons per period label in [since, until] (both months included); periods without
-    any are absent."""
+    """Billed for add-ons per period label in [since, until] (both months included), net of the credits
+    taken off add-on lines; periods without any are absent."""
     few = add_months(month_start(since), 2) > until
     with connection.cursor() as cursor:
         cursor.execute(
@@ -298,3 +317,95 @@ def addon_revenue_by_period(operator_ids: list[int], since: dt.date, until: dt.d
             {"ids": list(operator_ids), "since": since, "until": until},
         )
         return dict(cursor.fetchall())
+
+
+# What each kind of line brought in per period: package (its discount with it), add-on and one-off
+# charge, VAT included, net of the credits taken off lines of that kind. Adds up, per period, to what
+# the effective bills of the period charged less the credits naming them.
+_REVENUE_BY_LINE_KIND_SQL = """
+WITH billed AS (
+    SELECT b.period_month, CASE WHEN l.kind = 'discount' THEN 'package' ELSE l.kind END AS kind,
+           sum(l.amount + l.vat) AS amount
+    FROM billing_bill b
+    JOIN billing_billline l ON l.bill_id = b.id AND l.kind <> 'vat'
+    WHERE b.reversed_at IS NULL AND b.operator_id = ANY(%(ids)s)
+      AND b.period_month >= %(since)s AND b.period_month <= %(until)s
+    GROUP BY 1, 2
+), credited AS (
+    SELECT b.period_month, CASE WHEN l.kind = 'discount' THEN 'package' ELSE l.kind END AS kind,
+           sum(c.amount + c.vat) AS amount
+    FROM billing_creditline c
+    JOIN billing_billline l ON l.id = c.bill_line_id
+    JOIN billing_bill b ON b.id = l.bill_id
+    WHERE b.reversed_at IS NULL AND b.operator_id = ANY(%(ids)s)
+      AND b.period_month >= %(since)s AND b.period_month <= %(until)s
+    GROUP BY 1, 2
+)
+SELECT billed.period_month, billed.kind, billed.amount - COALESCE(credited.amount, 0)
+FROM billed LEFT JOIN credited ON credited.period_month = billed.period_month AND credited.kind = billed.kind
+"""
+
+
+def revenue_by_line_kind(operator_ids: list[int], since: dt.date, until: dt.date) -> dict[dt.date, dict[str, Decimal]]:
+    """Per period label in [since, until]: what package, add-on and one-off charge lines brought in,
+    VAT included, net of the credits taken off them (`addon` is `addon_revenue_by_period`'s figure)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_REVENUE_BY_LINE_KIND_SQL, {"ids": list(operator_ids), "since": since, "until": until})
+        found: dict[dt.date, dict[str, Decimal]] = {}
+        for month, kind, amount in cursor.fetchall():
+            found.setdefault(month, {})[kind] = amount
+    return found
+
+
+# --- What was credited of a bill, line by line: the credit notes of one bill -------------------------
+
+
+@dataclass(frozen=True)
+class CreditNoteLine:
+    kind: str
+    description: str
+    amount: Decimal
+    vat: Decimal
+
+
+@dataclass(frozen=True)
+class BillCredit:
+    """One entry that credited a bill (a credit, a credit taken back, the void), with the lines it
+    credited: what a credit note shows."""
+
+    entry_id: int
+    kind: str  # "credit", "taken_back" or "void"
+    effective_date: dt.date
+    memo: str
+    amount: Decimal
+    lines: tuple[CreditNoteLine, ...]
+
+
+def bill_credits(bill_id: int) -> list[BillCredit]:
+    """Every credit of one bill in the order made, each with the bill lines it credited (package,
+    discount, add-ons; VAT per line)."""
+    entries = (
+        LedgerEntry.objects.filter(bill_id=bill_id, kind__in=[EntryKind.ADJUSTMENT, EntryKind.REVERSAL])
+        .exclude(kind=EntryKind.ADJUSTMENT, amount__gt=0)
+        .select_related("reverses")
+        .order_by("id")
+    )
+    lines: dict[int, list[CreditNoteLine]] = {}
+    for entry_id, kind, description, amount, vat in (
+        CreditLine.objects.filter(entry__bill_id=bill_id)
+        .order_by("entry_id", "bill_line_id")
+        .values_list("entry_id", "bill_line__kind", "bill_line__description", "amount", "vat")
+    ):
+        lines.setdefault(entry_id, []).append(CreditNoteLine(kind, description, amount, vat))
+    found = []
+    for entry in entries:
+        if entry.kind == EntryKind.ADJUSTMENT:
+            kind = "credit"
+        elif entry.reverses is not None and entry.reverses.kind == EntryKind.ADJUSTMENT and entry.reverses.amount < 0:
+            kind = "taken_back"
+        else:
+            kind = "void"
+        found.append(
+            BillCredit(entry.pk, kind, entry.effective_date, entry.memo, -entry.amount, tuple(lines.get(entry.pk, ())))
+        )
+    return found

@@ -15,6 +15,7 @@ COUNTS_SQL = {
     "allocations": "SELECT count(*) FROM billing_allocation",
     "invoices": "SELECT count(*) FROM billing_invoice",
     "credit_notes": "SELECT count(*) FROM billing_creditnote",
+    "credit_lines": "SELECT count(*) FROM billing_creditline",
     "subscribers": "SELECT count(*) FROM customers_subscriber",
 }
 
@@ -151,6 +152,51 @@ CHECKS: dict[str, str] = {
         LEFT JOIN waiting_credit c ON c.subscriber_id = b.subscriber_id
         WHERE b.amount <> COALESCE(o.amount, 0) - COALESCE(c.amount, 0)
         ORDER BY b.subscriber_id
+    """,
+    # Credits naming a bill never exceed it (ADR 0010): the entries naming a bill (its own, the credits,
+    # their withdrawals, the void) add up to what still stands of it, within [0, total], and to zero
+    # once it is voided (the void took back the credits given on it).
+    # Only bills some credit or void names can break it (a bill's own entry is bills_match_ledger's).
+    "credits_within_bills": """
+        WITH credited AS (
+            SELECT DISTINCT bill_id FROM billing_ledgerentry
+            WHERE bill_id IS NOT NULL AND kind IN ('adjustment', 'reversal')
+              AND NOT (kind = 'adjustment' AND amount > 0)
+        )
+        SELECT b.id, b.total, s.standing FROM credited c
+        JOIN billing_bill b ON b.id = c.bill_id
+        CROSS JOIN LATERAL (SELECT sum(e.amount) AS standing FROM billing_ledgerentry e WHERE e.bill_id = b.id) s
+        WHERE s.standing < 0 OR s.standing > b.total OR (b.reversed_at IS NOT NULL AND s.standing <> 0)
+        ORDER BY b.id
+    """,
+    # A credit note mirrors the lines it credits: every entry that credits a bill (a credit, the
+    # withdrawal of one, a void) has credit lines on that bill's lines adding up to it, VAT included.
+    "credit_lines_sum_to_credit": """
+        SELECT e.id, e.bill_id, -e.amount AS credit, COALESCE(l.amount, 0) AS lines FROM billing_ledgerentry e
+        LEFT JOIN (SELECT entry_id, sum(amount + vat) AS amount FROM billing_creditline GROUP BY entry_id) l
+          ON l.entry_id = e.id
+        WHERE e.bill_id IS NOT NULL AND e.kind IN ('adjustment', 'reversal')
+          AND NOT (e.kind = 'adjustment' AND e.amount > 0) AND COALESCE(l.amount, 0) <> -e.amount
+        ORDER BY e.id
+    """,
+    "credit_lines_on_the_bill_credited": """
+        SELECT c.id FROM billing_creditline c
+        JOIN billing_ledgerentry e ON e.id = c.entry_id JOIN billing_billline l ON l.id = c.bill_line_id
+        WHERE e.bill_id IS DISTINCT FROM l.bill_id OR l.kind = 'vat'
+    """,
+    # No line is credited past what it charged, nor its VAT past its VAT.
+    "credit_lines_within_bill_lines": """
+        SELECT l.id, l.amount, l.vat, c.amount, c.vat FROM billing_billline l
+        JOIN (SELECT bill_line_id, sum(amount) AS amount, sum(vat) AS vat FROM billing_creditline
+              GROUP BY bill_line_id) c ON c.bill_line_id = l.id
+        WHERE c.amount < least(l.amount, 0) OR c.amount > greatest(l.amount, 0) OR c.vat < 0 OR c.vat > l.vat
+    """,
+    # A void's credit note: its lines (the void's, and the credits it took back) add up to its amount.
+    "credit_note_lines_sum_to_note": """
+        SELECT n.id, n.amount, COALESCE(l.amount, 0) FROM billing_creditnote n
+        LEFT JOIN (SELECT credit_note_id, sum(amount + vat) AS amount FROM billing_creditline
+                   WHERE credit_note_id IS NOT NULL GROUP BY credit_note_id) l ON l.credit_note_id = n.id
+        WHERE n.amount <> COALESCE(l.amount, 0)
     """,
     "voided_invoices_have_credit_notes": """
         SELECT i.id FROM billing_invoice i LEFT JOIN billing_creditnote c ON c.invoice_id = i.id

@@ -19,7 +19,7 @@ from sonjog.console.exceptions import ConsoleError
 from sonjog.console.models import BulkAction, ClosedPeriodChange, ConsoleProfile, new_session_epoch
 from sonjog.core.audit import audit
 from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.customers.services import subscriber_change_package, subscriber_set_intent
+from sonjog.flows.subscribers import subscriber_change_package, subscriber_set_intent
 from sonjog.operators.models import Operator
 
 logger = logging.getLogger(__name__)

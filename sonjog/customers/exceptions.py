@@ -8,3 +8,7 @@ class InvalidPhone(SubscriberError):
 
 class ZoneError(SubscriberError):
     """A zone rule was broken (a duplicate name, a zone inside itself); the message is fit for the user."""
+
+
+class DiscountNotPermitted(SubscriberError):
+    """Giving a subscriber a discount needs the permission customers.grant_discount."""

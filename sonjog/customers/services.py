@@ -1,43 +1,33 @@
-"""Writes for subscribers. Money consequences go through the billing services, in the same
-transaction."""
+"""Writes of a subscriber's own state: the row, activation, intent, package, termination, add-on
+stretches, contact details and zones. Each runs on a subscriber the caller has locked where it says
+so; what other apps do about a change (bills, router commands, messages) is added by the flows in
+`sonjog.flows.subscribers`, in the same transaction."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
 from decimal import Decimal
-from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Sum
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sonjog.billing.calculation import addon_amounts, remaining_share
-from sonjog.billing.exceptions import DiscountNotPermitted
-from sonjog.billing.models import AdjustmentReason, Bill, BillingRun, BillLine, Invoice, LedgerEntry
-from sonjog.billing.services import bill_generate_period
-from sonjog.billing.services.locks import subscriber_lock
-from sonjog.billing.services.money import (
-    _adjustment_append,
-    _invoice_void_locked,
-    _reverse_locked,
-    bill_creditable,
-)
-from sonjog.billing.terms import operator_today, subscriber_terms
-from sonjog.catalog.models import AddOn, AddOnEffect, Package
+from sonjog.catalog.models import AddOn, Package
 from sonjog.core.audit import audit
-from sonjog.core.money import ZERO, round_money
-from sonjog.core.periods import Period, nominal_period, subscriber_period
-from sonjog.customers.exceptions import SubscriberError, ZoneError
+from sonjog.core.money import ZERO
+from sonjog.customers.exceptions import DiscountNotPermitted, SubscriberError, ZoneError
 from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
 from sonjog.customers.phone import normalize_phone
-from sonjog.operators.dates import business_date_problem
+from sonjog.operators.dates import business_date_problem, operator_today
 from sonjog.operators.models import Operator
 
 
-def _date_check(operator: Operator, day: dt.date, what: str, actor: User | None = None) -> None:
+def subscriber_date_check(operator: Operator, day: dt.date, what: str, actor: User | None = None) -> None:
+    """A business date (activation, package change, termination, add-on start or end) inside the
+    operator's window, or a SubscriberError saying why not."""
     problem = business_date_problem(operator, day, operator_today(operator), what=what, actor=actor)
     if problem:
         raise SubscriberError(problem)
@@ -46,26 +36,6 @@ def _date_check(operator: Operator, day: dt.date, what: str, actor: User | None 
 def _can_grant_discount(actor: User | None) -> bool:
     # None is the system itself (seeding, migration imports); people need the permission.
     return actor is None or actor.has_perm("customers.grant_discount")
-
-
-def notify_event(**kwargs: Any) -> None:
-    """Queue the subscriber's messages for an event in the caller's transaction."""
-    from sonjog.notifications.services import notify_event as queue
-
-    queue(**kwargs)
-
-
-def _bill_notices_queue(run_id: int) -> None:
-    from sonjog.notifications.services import bill_notices_defer
-
-    bill_notices_defer(run_id=run_id)
-
-
-def _enqueue(subscriber: Subscriber, reason: str) -> None:
-    """Queue the router command for this intent in the caller's transaction (never a signal)."""
-    from sonjog.network.services import outbox_enqueue
-
-    outbox_enqueue(subscriber=subscriber, requested_by=reason)
 
 
 def customer_id_next(operator: Operator) -> str:
@@ -81,7 +51,7 @@ def customer_id_next(operator: Operator) -> str:
     )
 
 
-def subscriber_create(
+def subscriber_register(
     *,
     operator: Operator,
     name: str,
@@ -92,8 +62,6 @@ def subscriber_create(
     address: str = "",
     pppoe_username: str = "",
     pppoe_password: str = "",
-    activation_date: dt.date | None = None,
-    activate: bool = True,
     billing_mode: str | None = None,
     billing_cycle: str | None = None,
     billing_day: int | None = None,
@@ -101,8 +69,8 @@ def subscriber_create(
     is_vip: bool = False,
     actor: User | None = None,
 ) -> Subscriber:
-    """Create a subscriber with the next customer ID; by default activate it today, which bills its
-    first (prorated) period at once."""
+    """Create the subscriber row with the operator's next customer ID, audited; nothing else. Signing a
+    subscriber up (welcome message, activation, first bill, router) is `sonjog.flows.subscribers`."""
     if not name.strip():
         raise SubscriberError("a subscriber needs a name")
     if package.operator_id != operator.pk:
@@ -115,8 +83,6 @@ def subscriber_create(
         raise DiscountNotPermitted("you may not give discounts (permission customers.grant_discount)")
     if billing_day is not None and not 1 <= billing_day <= 31:
         raise SubscriberError("the billing day must be between 1 and 31")
-    if activate and activation_date is not None:
-        _date_check(operator, activation_date, _("activation"), actor)
     phone = normalize_phone(phone, operator.phone_country)
     with transaction.atomic():
         customer_id = customer_id_next(operator)
@@ -145,227 +111,114 @@ def subscriber_create(
         except IntegrityError as error:
             raise SubscriberError(f"could not create the subscriber: {customer_id} or '{username}' exists") from error
         audit(operator=operator, action="subscriber.create", actor=actor, subscriber=subscriber)
-        notify_event(subscriber=subscriber, event="welcome", dedup_key=f"welcome:subscriber:{subscriber.pk}")
-        if activate:
-            subscriber_activate(
-                subscriber=subscriber, activation_date=activation_date or operator_today(operator), actor=actor
-            )
-            subscriber.refresh_from_db()
     return subscriber
 
 
-def subscriber_activate(*, subscriber: Subscriber, activation_date: dt.date, actor: User | None = None) -> Subscriber:
-    """Start service: set the activation date (which anchors an anniversary cycle), intend it active,
-    and bill from activation up to the current period through the one generation service."""
-    _date_check(subscriber.operator, activation_date, _("activation"), actor)
-    with transaction.atomic():
-        locked = subscriber_lock(subscriber.pk)
-        if locked.service_intent == ServiceIntent.TERMINATED:
-            raise SubscriberError(f"{locked.customer_id} is terminated; create a new subscriber instead")
-        if locked.activation_date is None:
-            locked.activation_date = activation_date
-        locked.service_intent = ServiceIntent.ACTIVE
-        locked.service_intent_at = timezone.now()
-        locked.save(update_fields=["activation_date", "service_intent", "service_intent_at"])
-        _enqueue(locked, "activation")
-        notify_event(
-            subscriber=locked,
-            event="activation",
-            dedup_key=f"activation:subscriber:{locked.pk}:{locked.activation_date}",
-        )
-        audit(
-            operator=locked.operator,
-            action="subscriber.activate",
-            actor=actor,
-            subscriber=locked,
-            activation_date=locked.activation_date,
-        )
-        today = operator_today(locked.operator)
-        current = subscriber_terms(locked).period_month_of(max(today, locked.activation_date))
-        if locked.activation_date <= today:
-            bill_generate_period(
-                operator=locked.operator,
-                period_month=subscriber_terms(locked).period_month_of(today),
-                trigger=BillingRun.Trigger.ACTIVATION,
-                actor=actor,
-                subscriber_ids=[locked.pk],
-                today=today,
-                on_bills_created=_bill_notices_queue,
-            )
-        del current
-    return locked
+def subscriber_activation_set(*, subscriber: Subscriber, activation_date: dt.date, actor: User | None = None) -> None:
+    """On a locked subscriber: start service from `activation_date` (which anchors an anniversary
+    cycle; an earlier activation date stays), intend it active, audited. The activation flow
+    (`sonjog.flows.subscribers.subscriber_activate`) adds the router command, the message and the bills."""
+    if subscriber.service_intent == ServiceIntent.TERMINATED:
+        raise SubscriberError(f"{subscriber.customer_id} is terminated; create a new subscriber instead")
+    if subscriber.activation_date is None:
+        subscriber.activation_date = activation_date
+    subscriber.service_intent = ServiceIntent.ACTIVE
+    subscriber.service_intent_at = timezone.now()
+    subscriber.save(update_fields=["activation_date", "service_intent", "service_intent_at"])
+    audit(
+        operator=subscriber.operator,
+        action="subscriber.activate",
+        actor=actor,
+        subscriber=subscriber,
+        activation_date=subscriber.activation_date,
+    )
 
 
-def subscriber_set_intent(*, subscriber: Subscriber, intent: str, reason: str, actor: User | None = None) -> Subscriber:
-    """Suspend, reactivate or disable service. VIP subscribers are never suspended."""
+def subscriber_intent_set(*, subscriber: Subscriber, intent: str, reason: str, actor: User | None = None) -> str | None:
+    """On a locked subscriber: suspend, reactivate or disable service (VIPs are never suspended),
+    audited. Returns the intent it had, or None when it already had this one. The flow
+    (`sonjog.flows.subscribers.subscriber_set_intent`) adds the router command and the message."""
     if intent not in (ServiceIntent.ACTIVE, ServiceIntent.SUSPENDED, ServiceIntent.DISABLED):
         raise SubscriberError(f"use subscriber_terminate to end service, not intent '{intent}'")
-    with transaction.atomic():
-        locked = subscriber_lock(subscriber.pk)
-        if locked.service_intent == ServiceIntent.TERMINATED:
-            raise SubscriberError(f"{locked.customer_id} is terminated")
-        if intent == ServiceIntent.SUSPENDED and locked.is_vip:
-            raise SubscriberError(f"{locked.customer_id} is a VIP and is never suspended")
-        if locked.service_intent != intent:
-            previous = locked.service_intent
-            locked.service_intent = intent
-            locked.service_intent_at = timezone.now()
-            locked.save(update_fields=["service_intent", "service_intent_at"])
-            _enqueue(locked, reason or f"intent {intent}")
-            if intent == ServiceIntent.SUSPENDED:
-                notify_event(subscriber=locked, event="suspension")
-            elif intent == ServiceIntent.ACTIVE and previous == ServiceIntent.SUSPENDED:
-                notify_event(subscriber=locked, event="reactivation")
-            audit(
-                operator=locked.operator,
-                action=f"subscriber.intent.{intent}",
-                actor=actor,
-                subscriber=locked,
-                reason=reason,
-            )
-    return locked
+    if subscriber.service_intent == ServiceIntent.TERMINATED:
+        raise SubscriberError(f"{subscriber.customer_id} is terminated")
+    if intent == ServiceIntent.SUSPENDED and subscriber.is_vip:
+        raise SubscriberError(f"{subscriber.customer_id} is a VIP and is never suspended")
+    if subscriber.service_intent == intent:
+        return None
+    previous = subscriber.service_intent
+    subscriber.service_intent = intent
+    subscriber.service_intent_at = timezone.now()
+    subscriber.save(update_fields=["service_intent", "service_intent_at"])
+    audit(
+        operator=subscriber.operator,
+        action=f"subscriber.intent.{intent}",
+        actor=actor,
+        subscriber=subscriber,
+        reason=reason,
+    )
+    return previous
 
 
-def subscriber_change_package(
-    *,
-    subscriber: Subscriber,
-    package: Package,
-    effective_date: dt.date | None = None,
-    actor: User | None = None,
-) -> Subscriber:
-    """Switch package. If the current period is already billed, credit the old package's remaining
-    days and charge the new one's, both prorated by days and with VAT as billed."""
-    with transaction.atomic():
-        locked = subscriber_lock(subscriber.pk)
-        if package.operator_id != locked.operator_id:
-            raise SubscriberError(f"package '{package}' belongs to another operator")
-        if package.pk == locked.package_id:
-            raise SubscriberError(f"{locked.customer_id} is already on '{package}'")
-        day = effective_date or operator_today(locked.operator)
-        _date_check(locked.operator, day, _("package change"), actor)
-        old_package = locked.package
-        terms = subscriber_terms(locked)
-        bill = (
-            Bill.objects.filter(
-                subscriber=locked,
-                reversed_at__isnull=True,
-                kind=Bill.Kind.PERIOD,
-                period_start__lte=day,
-                period_end__gt=day,
-            )
-            .order_by("-period_month")
-            .first()
-        )
-        if bill is not None:
-            from sonjog.billing.calculation import bill_amounts
-            from sonjog.core.periods import subscriber_period
-
-            period = subscriber_period(bill.period_month, terms.anchor_day, bill.period_start)
-            assert period is not None
-            remaining = (bill.period_end - day).days
-            billed_days = (bill.period_end - bill.period_start).days
-            # Only the package's part of the bill changes: its add-on lines run on as they are.
-            package_total = bill.total - _addon_lines_total(bill)
-            credit = min(remaining_share(package_total, remaining, billed_days), bill_creditable(bill))
-            new_full = bill_amounts(
-                monthly_price=package.price,
-                monthly_discount=locked.monthly_discount,
-                period=period,
-                vat=terms.vat_for(package.vat_applicable),
-                prorate=False,
-            ).total
-            charge = remaining_share(new_full, remaining, period.nominal_days)
-            note = f"{old_package.name} -> {package.name} from {day:%Y-%m-%d}"
-            if credit > 0:
-                _adjustment_append(
-                    locked, -credit, AdjustmentReason.PACKAGE_CHANGE, f"Credit: {note}", actor, day, credits_bill=bill
-                )
-            if charge > 0:
-                _adjustment_append(locked, charge, AdjustmentReason.PACKAGE_CHANGE, f"Charge: {note}", actor, day)
-        locked.package = package
-        locked.save(update_fields=["package"])
-        _enqueue(locked, f"package change to {package.name}")
-        notify_event(subscriber=locked, event="package_change")
-        audit(
-            operator=locked.operator,
-            action="subscriber.change_package",
-            actor=actor,
-            subscriber=locked,
-            old=old_package.name,
-            new=package.name,
-            effective=day,
-        )
-    return locked
+def subscriber_package_check(*, subscriber: Subscriber, package: Package, day: dt.date, actor: User | None) -> None:
+    """Whether a locked subscriber may move to `package` on `day` (its operator's, not the one it is
+    on, a date inside the operator's window); a SubscriberError says why not."""
+    if package.operator_id != subscriber.operator_id:
+        raise SubscriberError(f"package '{package}' belongs to another operator")
+    if package.pk == subscriber.package_id:
+        raise SubscriberError(f"{subscriber.customer_id} is already on '{package}'")
+    subscriber_date_check(subscriber.operator, day, _("package change"), actor)
 
 
-def subscriber_terminate(
-    *,
-    subscriber: Subscriber,
-    terminated_on: dt.date | None = None,
-    reason: str,
-    actor: User | None = None,
-) -> Subscriber:
-    """End service. Bills for periods after the end are reversed; the period holding the end date is
-    credited for its unused days when the operator prorates last periods."""
+def subscriber_package_set(*, subscriber: Subscriber, package: Package, day: dt.date, actor: User | None) -> None:
+    """Put a locked subscriber on `package` from `day`, audited. The package change flow
+    (`sonjog.flows.subscribers.subscriber_change_package`) settles the bill and reprovisions first."""
+    old_package = subscriber.package
+    subscriber.package = package
+    subscriber.save(update_fields=["package"])
+    audit(
+        operator=subscriber.operator,
+        action="subscriber.change_package",
+        actor=actor,
+        subscriber=subscriber,
+        old=old_package.name,
+        new=package.name,
+        effective=day,
+    )
+
+
+def subscriber_termination_start(*, subscriber: Subscriber, day: dt.date, reason: str, actor: User | None) -> dt.date:
+    """Whether a locked subscriber may end service on `day`, and the day it ends: never before its
+    activation (a subscriber never activated is activated and ended on the same day)."""
     if not reason.strip():
         raise SubscriberError("termination needs a reason")
-    with transaction.atomic():
-        locked = subscriber_lock(subscriber.pk)
-        if locked.service_intent == ServiceIntent.TERMINATED:
-            raise SubscriberError(f"{locked.customer_id} is already terminated")
-        day = terminated_on or operator_today(locked.operator)
-        _date_check(locked.operator, day, _("termination"), actor)
-        if locked.activation_date is None or day < locked.activation_date:
-            locked.activation_date = locked.activation_date or day
-            day = max(day, locked.activation_date)
-        terms = subscriber_terms(locked)
-        for bill in Bill.objects.filter(
-            subscriber=locked, reversed_at__isnull=True, kind=Bill.Kind.PERIOD, period_start__gte=day
-        ):
-            why = f"Terminated before this period: {reason}"
-            invoice = Invoice.objects.filter(bill=bill, voided_at__isnull=True).first()
-            if invoice is not None:
-                # The invoice goes with its bill (a credit note); what was paid on it becomes credit.
-                _invoice_void_locked(invoice, why, actor, None, release_payments=True)
-            else:
-                _reverse_locked(LedgerEntry.objects.get(bill=bill, kind="bill"), why, actor, None)
-        current = Bill.objects.filter(
-            subscriber=locked, reversed_at__isnull=True, kind=Bill.Kind.PERIOD, period_start__lt=day, period_end__gt=day
-        ).first()
-        if current is not None and terms.prorate_last:
-            unused = (current.period_end - day).days
-            credit = min(
-                remaining_share(current.total, unused, (current.period_end - current.period_start).days),
-                bill_creditable(current),
-            )
-            if credit > 0:
-                _adjustment_append(
-                    locked,
-                    -round_money(credit),
-                    AdjustmentReason.TERMINATION,
-                    f"Unused {unused} days after termination on {day:%Y-%m-%d}",
-                    actor,
-                    day,
-                    credits_bill=current,
-                )
-        # Add-ons running at the end stop with it (billing stops anyway; the profile must not say
-        # "running"). The unused days were credited with the bill above.
-        running = SubscriberAddOn.objects.filter(subscriber=locked, end_date__isnull=True, start_date__lt=day)
-        running.update(end_date=day)
-        locked.terminated_on = day
-        locked.service_intent = ServiceIntent.TERMINATED
-        locked.service_intent_at = timezone.now()
-        locked.save(update_fields=["terminated_on", "service_intent", "service_intent_at", "activation_date"])
-        _enqueue(locked, "termination")
-        audit(
-            operator=locked.operator,
-            action="subscriber.terminate",
-            actor=actor,
-            subscriber=locked,
-            terminated_on=day,
-            reason=reason,
-        )
-    return locked
+    if subscriber.service_intent == ServiceIntent.TERMINATED:
+        raise SubscriberError(f"{subscriber.customer_id} is already terminated")
+    subscriber_date_check(subscriber.operator, day, _("termination"), actor)
+    if subscriber.activation_date is None or day < subscriber.activation_date:
+        subscriber.activation_date = subscriber.activation_date or day
+        day = max(day, subscriber.activation_date)
+    return day
+
+
+def subscriber_termination_set(*, subscriber: Subscriber, day: dt.date, reason: str, actor: User | None) -> None:
+    """End a locked subscriber's service on `day`, audited; add-ons running at the end stop with it
+    (billing stops anyway; the profile must not say "running"). The termination flow settles the
+    bills first (`billing.services.lifecycle.termination_settle`)."""
+    running = SubscriberAddOn.objects.filter(subscriber=subscriber, end_date__isnull=True, start_date__lt=day)
+    running.update(end_date=day)
+    subscriber.terminated_on = day
+    subscriber.service_intent = ServiceIntent.TERMINATED
+    subscriber.service_intent_at = timezone.now()
+    subscriber.save(update_fields=["terminated_on", "service_intent", "service_intent_at", "activation_date"])
+    audit(
+        operator=subscriber.operator,
+        action="subscriber.terminate",
+        actor=actor,
+        subscriber=subscriber,
+        terminated_on=day,
+        reason=reason,
+    )
 
 
 # -- contact details and zones ---------------------------------------------------------------------
@@ -452,198 +305,55 @@ def zone_update(*, zone: Zone, name: str, parent: Zone | None = None, actor: Use
 # -- add-ons ----------------------------------------------------------------------------------------
 
 
-def _addon_lines_total(bill: Bill) -> Decimal:
-    """What a bill charges for add-ons, VAT included."""
-    total = BillLine.objects.filter(bill=bill, kind=BillLine.Kind.ADDON).aggregate(total=Sum(F("amount") + F("vat")))[
-        "total"
-    ]
-    return total if total is not None else ZERO
-
-
-def _addon_router_change(subscriber: Subscriber, addon: AddOn, what: str) -> None:
-    # An add-on that changes what the router holds reconciles the subscriber there, in this transaction.
-    if addon.effect != AddOnEffect.NONE:
-        _enqueue(subscriber, f"add-on {addon.name} {what}")
-
-
-def subscriber_addon_activate(
-    *,
-    subscriber: Subscriber,
-    addon: AddOn,
-    start_date: dt.date | None = None,
-    actor: User | None = None,
+def subscriber_addon_start(
+    *, subscriber: Subscriber, addon: AddOn, day: dt.date, actor: User | None
 ) -> SubscriberAddOn:
-    """Start an add-on for a subscriber from `start_date` (today if empty). Periods not billed yet get
-    it as a line of their bill when they are generated. A period already billed that it starts in (or
-    before) is charged now, as a one-off charge of the add-on's prorated share of the rest of that
-    period, with VAT as its bill line would carry; the charge's line names the add-on."""
-    with transaction.atomic():
-        locked = subscriber_lock(subscriber.pk)
-        addon = AddOn.objects.get(pk=addon.pk)
-        if addon.operator_id != locked.operator_id:
-            raise SubscriberError(f"add-on '{addon}' belongs to another operator")
-        if not addon.is_active:
-            raise SubscriberError(f"'{addon}' is not on sale")
-        if locked.service_intent == ServiceIntent.TERMINATED:
-            raise SubscriberError(f"{locked.customer_id} is terminated")
-        day = start_date or operator_today(locked.operator)
-        _date_check(locked.operator, day, _("add-on start"), actor)
-        stretches = SubscriberAddOn.objects.filter(subscriber=locked, addon=addon)
-        if stretches.filter(end_date__isnull=True).exists():
-            raise SubscriberError(f"{locked.customer_id} already has '{addon}'")
-        last_end = stretches.aggregate(last=Max("end_date"))["last"]
-        if last_end is not None and day < last_end:
-            raise SubscriberError(
-                f"{locked.customer_id} had '{addon}' until {last_end:%Y-%m-%d}; start it on or after that day"
-            )
-        try:
-            with transaction.atomic():
-                stretch = SubscriberAddOn.objects.create(subscriber=locked, addon=addon, start_date=day)
-        except IntegrityError:
-            # The partial unique index: a concurrent activation of the same add-on won.
-            raise SubscriberError(f"{locked.customer_id} already has '{addon}'") from None
-        terms = subscriber_terms(locked)
-        vat = terms.vat_for(addon.vat_applicable)
-        charged = ZERO
-        billed = Bill.objects.filter(
-            subscriber=locked, reversed_at__isnull=True, kind=Bill.Kind.PERIOD, period_end__gt=day
-        ).order_by("period_month")
-        for bill in billed:
-            nominal_start, nominal_end = nominal_period(bill.period_month, terms.anchor_day)
-            period = Period(bill.period_month, nominal_start, nominal_end, bill.period_start, bill.period_end)
-            # As generation would have billed it: a whole period like the package, part of one by days.
-            amounts = addon_amounts(
-                monthly_price=addon.price, period=period, start=day, end=None, vat=vat, prorate=bill.is_prorated
-            )
-            if amounts is None or amounts.total <= 0:
-                continue
-            effective = max(day, bill.period_start)
-            note = (
-                f"{addon.name} {effective:%Y-%m-%d} to {bill.period_end:%Y-%m-%d} "
-                f"({(bill.period_end - effective).days} days; {bill.period_month:%Y-%m} was already billed)"
-            )
-            entry = _adjustment_append(locked, amounts.total, AdjustmentReason.ADDON, note, actor, effective)
-            # The charge's one line is the add-on's: what revenue counts and what ending it credits.
-            BillLine.objects.filter(bill=entry.bill).update(kind=BillLine.Kind.ADDON, subscriber_addon=stretch)
-            charged += amounts.total
-        _addon_router_change(locked, addon, "on")
-        audit(
-            operator=locked.operator,
-            action="subscriber.addon.activate",
-            actor=actor,
-            subscriber=locked,
-            addon=addon.name,
-            start=day,
-            charged=charged,
+    """Start a stretch of `addon` on a locked subscriber from `day`: the add-on is the operator's and
+    on sale, the subscriber not terminated, not already on it and not before its last stretch ended.
+    The flow (`sonjog.flows.subscribers.subscriber_addon_activate`) charges periods already billed."""
+    addon = AddOn.objects.get(pk=addon.pk)
+    if addon.operator_id != subscriber.operator_id:
+        raise SubscriberError(f"add-on '{addon}' belongs to another operator")
+    if not addon.is_active:
+        raise SubscriberError(f"'{addon}' is not on sale")
+    if subscriber.service_intent == ServiceIntent.TERMINATED:
+        raise SubscriberError(f"{subscriber.customer_id} is terminated")
+    subscriber_date_check(subscriber.operator, day, _("add-on start"), actor)
+    stretches = SubscriberAddOn.objects.filter(subscriber=subscriber, addon=addon)
+    if stretches.filter(end_date__isnull=True).exists():
+        raise SubscriberError(f"{subscriber.customer_id} already has '{addon}'")
+    last_end = stretches.aggregate(last=Max("end_date"))["last"]
+    if last_end is not None and day < last_end:
+        raise SubscriberError(
+            f"{subscriber.customer_id} had '{addon}' until {last_end:%Y-%m-%d}; start it on or after that day"
         )
-    return stretch
+    try:
+        with transaction.atomic():
+            return SubscriberAddOn.objects.create(subscriber=subscriber, addon=addon, start_date=day)
+    except IntegrityError:
+        # The partial unique index: a concurrent activation of the same add-on won.
+        raise SubscriberError(f"{subscriber.customer_id} already has '{addon}'") from None
 
 
-def _covered_by(line: BillLine, stretch: SubscriberAddOn, subscriber: Subscriber) -> tuple[dt.date, dt.date] | None:
-    """The days [start, end) an add-on line bills. A period bill's line covers its period from the
-    add-on's start; a one-off charge (the add-on started in a period already billed) covers the rest
-    of its period, which the subscriber's terms give from the charge's period label."""
-    bill = line.bill
-    if bill.kind == Bill.Kind.PERIOD:
-        return max(stretch.start_date, bill.period_start), bill.period_end
-    if subscriber.activation_date is None:
-        return None
-    period = subscriber_period(
-        bill.period_month, subscriber_terms(subscriber).anchor_day, subscriber.activation_date, subscriber.terminated_on
+def subscriber_addon_running(
+    *, subscriber: Subscriber, addon: AddOn, day: dt.date, actor: User | None
+) -> SubscriberAddOn:
+    """The running stretch of `addon` on a locked subscriber, locked, that is to end on `day`."""
+    if addon.operator_id != subscriber.operator_id:
+        raise SubscriberError(f"add-on '{addon}' belongs to another operator")
+    stretch = (
+        SubscriberAddOn.objects.select_for_update()
+        .select_related("addon")
+        .filter(subscriber=subscriber, addon=addon, end_date__isnull=True)
+        .first()
     )
-    if period is None:
-        return None
-    return max(stretch.start_date, period.start), period.end
-
-
-def subscriber_addon_deactivate(
-    *,
-    subscriber: Subscriber,
-    addon: AddOn,
-    end_date: dt.date | None = None,
-    actor: User | None = None,
-) -> SubscriberAddOn | None:
-    """End a running add-on from `end_date` (the first day without it; today if empty). Every bill
-    that already charged it for days from then on (the current period's, any billed ahead, a one-off
-    charge) is credited for those days, the credit naming that bill and never more than is left to
-    credit on it. An add-on ended on or before its start never took effect: if nothing billed it, it
-    is withdrawn (None is returned)."""
-    with transaction.atomic():
-        locked = subscriber_lock(subscriber.pk)
-        if addon.operator_id != locked.operator_id:
-            raise SubscriberError(f"add-on '{addon}' belongs to another operator")
-        stretch = (
-            SubscriberAddOn.objects.select_for_update()
-            .filter(subscriber=locked, addon=addon, end_date__isnull=True)
-            .first()
-        )
-        if stretch is None:
-            raise SubscriberError(f"{locked.customer_id} does not have '{addon}'")
-        day = end_date or operator_today(locked.operator)
-        _date_check(locked.operator, day, _("add-on end"), actor)
-        lines = list(
-            BillLine.objects.filter(
-                bill__subscriber=locked,
-                bill__reversed_at__isnull=True,
-                kind=BillLine.Kind.ADDON,
-                subscriber_addon=stretch,
-            )
-            .select_related("bill")
-            .order_by("bill__period_month", "bill_id")
-        )
-        if day <= stretch.start_date:
-            # Reversed charges count too: their lines keep naming the stretch.
-            if BillLine.objects.filter(
-                bill__subscriber=locked, kind=BillLine.Kind.ADDON, subscriber_addon=stretch
-            ).exists():
-                raise SubscriberError(
-                    f"'{addon}' has been billed from {stretch.start_date:%Y-%m-%d}; end it after that day"
-                )
-            stretch.delete()
-            _addon_router_change(locked, addon, "withdrawn")
-            audit(
-                operator=locked.operator,
-                action="subscriber.addon.withdraw",
-                actor=actor,
-                subscriber=locked,
-                addon=addon.name,
-                start=stretch.start_date,
-            )
-            return None
-        credited = ZERO
-        for line in lines:
-            covered = _covered_by(line, stretch, locked)
-            if covered is None:
-                continue
-            covered_start, covered_end = covered
-            unused_from = max(day, covered_start)
-            unused_days = (covered_end - unused_from).days
-            if unused_days <= 0:
-                continue
-            share = remaining_share(line.amount + line.vat, unused_days, (covered_end - covered_start).days)
-            credit = min(share, bill_creditable(line.bill))
-            if credit <= 0:
-                continue
-            _adjustment_append(
-                locked,
-                -credit,
-                AdjustmentReason.ADDON,
-                f"{addon.name} ended {day:%Y-%m-%d}: {unused_days} unused days of {line.bill.period_month:%Y-%m}",
-                actor,
-                unused_from,
-                credits_bill=line.bill,
-            )
-            credited += credit
-        stretch.end_date = day
-        stretch.save(update_fields=["end_date"])
-        _addon_router_change(locked, addon, "off")
-        audit(
-            operator=locked.operator,
-            action="subscriber.addon.deactivate",
-            actor=actor,
-            subscriber=locked,
-            addon=addon.name,
-            end=day,
-            credited=credited,
-        )
+    if stretch is None:
+        raise SubscriberError(f"{subscriber.customer_id} does not have '{addon}'")
+    subscriber_date_check(subscriber.operator, day, _("add-on end"), actor)
     return stretch
+
+
+def subscriber_addon_end(*, stretch: SubscriberAddOn, day: dt.date) -> None:
+    """The stretch's last day is the day before `day`."""
+    stretch.end_date = day
+    stretch.save(update_fields=["end_date"])

@@ -15,7 +15,7 @@ from django.db import transaction
 from sonjog.billing.selectors import overdue_ids
 from sonjog.billing.terms import operator_today
 from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.customers.services import subscriber_set_intent
+from sonjog.flows.subscribers import subscriber_set_intent
 from sonjog.network.enforcement import overdue_suspend
 from sonjog.network.tasks import drain_outbox_soon
 from sonjog.notifications.services import event_notices_defer

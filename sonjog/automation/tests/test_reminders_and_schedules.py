@@ -21,9 +21,9 @@ from sonjog.automation.services import (
 from sonjog.billing.models import Bill
 from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.customers.models import Zone
-from sonjog.customers.services import subscriber_set_intent
 from sonjog.flows.generation import scheduled_bills_generate
 from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import subscriber_set_intent
 
 pytestmark = pytest.mark.django_db
 D = dt.date

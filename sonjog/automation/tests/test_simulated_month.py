@@ -24,10 +24,10 @@ from sonjog.billing.selectors import subscriber_balance
 from sonjog.conftest import make_operator, make_package
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import Subscriber
-from sonjog.customers.services import subscriber_create
 from sonjog.flows.enforcement import overdue_sweep
 from sonjog.flows.generation import scheduled_bills_generate
 from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.network.models import OutboxCommand
 from sonjog.notifications.models import Message
 from sonjog.notifications.services import provider_account_create, sms_credit_add

@@ -7,6 +7,7 @@ from sonjog.billing.services.generation import (
 )
 from sonjog.billing.services.money import (
     adjustment_add,
+    bill_credit_add,
     entry_reverse,
     invoice_void,
     outage_credit_add,
@@ -18,6 +19,7 @@ __all__ = [
     "GenerationResult",
     "adjustment_add",
     "allocations_rebalance",
+    "bill_credit_add",
     "bill_generate_period",
     "document_numbers_reserve",
     "entry_reverse",

@@ -91,12 +91,26 @@ FOR NO KEY UPDATE OF s
 """
 
 # Every candidate's add-ons that can overlap a period this run may bill, in one query whatever their
-# number. An operator without add-ons pays one probe that finds nothing.
+# number, each with the one-off charges that already billed it for such a period (an add-on started
+# in a period already billed is charged for the rest of it): a period billed again, after its bill
+# was voided, bills the add-on only for the days before that charge, never twice. An operator without
+# add-ons pays one probe that finds nothing; the charges come from their own small partial index.
 _ADDONS_SQL = """
-SELECT sa.subscriber_id, sa.id, sa.start_date, sa.end_date, a.name, a.price, a.vat_applicable
+WITH charged AS (
+    SELECT l.subscriber_addon_id, array_agg(b.period_month ORDER BY b.id) AS months,
+           array_agg(b.period_start ORDER BY b.id) AS starts
+    FROM billing_bill b
+    JOIN billing_billline l ON l.bill_id = b.id AND l.kind = 'addon'
+    WHERE b.operator_id = %(operator_id)s AND b.kind = 'charge' AND b.reversed_at IS NULL
+      AND b.period_month >= %(since_month)s AND b.period_month < %(until)s
+      AND (%(only_ids)s::bigint[] IS NULL OR b.subscriber_id = ANY(%(only_ids)s::bigint[]))
+    GROUP BY l.subscriber_addon_id
+)
+SELECT sa.subscriber_id, sa.id, sa.start_date, sa.end_date, a.name, a.price, a.vat_applicable, c.months, c.starts
 FROM customers_subscriberaddon sa
 JOIN customers_subscriber s ON s.id = sa.subscriber_id
 JOIN catalog_addon a ON a.id = sa.addon_id
+LEFT JOIN charged c ON c.subscriber_addon_id = sa.id
 WHERE s.operator_id = %(operator_id)s
   AND (sa.end_date IS NULL OR sa.end_date > %(since)s) AND sa.start_date < %(until)s
   AND (%(only_ids)s::bigint[] IS NULL OR sa.subscriber_id = ANY(%(only_ids)s::bigint[]))
@@ -227,6 +241,16 @@ class _AddOnStretch:
     name: str
     price: Decimal
     vat_applicable: bool
+    # Period label -> the first day an effective one-off charge billed it from, to that period's end.
+    charged_from: dict[dt.date, dt.date] = field(default_factory=dict)
+
+    def end_in(self, period: Period) -> dt.date | None:
+        """Where a bill of `period` stops billing the add-on: its end, or the day a one-off charge
+        for that period took over."""
+        charged = self.charged_from.get(period.month)
+        if charged is None:
+            return self.end
+        return charged if self.end is None else min(self.end, charged)
 
 
 @dataclass(slots=True)
@@ -485,24 +509,33 @@ def _addons_of_candidates(
     """The add-on stretches of every candidate that may overlap a period this run bills, by subscriber:
     one query for the whole run. A period labelled M starts on or after M's first day and ends by the
     first of M + 2, and the earliest period a candidate can be billed for is the one after its latest
-    bill (or, never billed, the one holding its activation day)."""
+    bill (or, never billed, the one holding its activation day), or the run's own period when that
+    lies before (a voided period billed again)."""
     if not candidates:
         return {}
-    # Columns of _CANDIDATES_SQL: 2 is the activation date, 12 the latest billed period.
-    since = min(add_months(row[12], 1) if row[12] else add_months(month_start(row[2]), -1) for row in candidates)
+    # Columns of _CANDIDATES_SQL: 2 is the activation date, 12 the latest billed period. The target
+    # itself may lie before the latest bill (a voided period billed again).
+    since = min(
+        period_month,
+        min(add_months(row[12], 1) if row[12] else add_months(month_start(row[2]), -1) for row in candidates),
+    )
     with server_cursor() as cursor:
         cursor.execute(
             _ADDONS_SQL,
             {
                 "operator_id": operator.pk,
                 "since": since,
+                "since_month": add_months(month_start(since), -1),
                 "until": add_months(period_month, 2),
                 "only_ids": only_ids,
             },
         )
         found: dict[int, list[_AddOnStretch]] = {}
-        for subscriber_id, stretch_id, start, end, name, price, vat_applicable in cursor.fetchall():
-            stretch = _AddOnStretch(stretch_id, start, end, name, price, vat_applicable)
+        for subscriber_id, stretch_id, start, end, name, price, vat_applicable, months, starts in cursor.fetchall():
+            charged_from: dict[dt.date, dt.date] = {}
+            for month, charged_start in zip(months or (), starts or (), strict=True):
+                charged_from[month] = min(charged_start, charged_from.get(month, charged_start))
+            stretch = _AddOnStretch(stretch_id, start, end, name, price, vat_applicable, charged_from)
             found.setdefault(subscriber_id, []).append(stretch)
     return found
 
@@ -511,20 +544,22 @@ def _addon_lines_add(
     bill: _PlannedBill, stretches: list[_AddOnStretch], period: Period, terms: BillingTerms, prorate: bool
 ) -> None:
     """Put each add-on overlapping the bill's period on it as a line of its own, and add the lines to
-    the bill's subtotal, VAT and total (the discount stays the package's)."""
+    the bill's subtotal, VAT and total (the discount stays the package's). Days a one-off charge
+    already billed for this period are left out (ADR 0008)."""
     lines: list[_PlannedAddOnLine] = []
     for stretch in stretches:
+        end = stretch.end_in(period)
         amounts = addon_amounts(
             monthly_price=stretch.price,
             period=period,
             start=stretch.start,
-            end=stretch.end,
+            end=end,
             vat=terms.vat_for(stretch.vat_applicable),
             prorate=prorate,
         )
         if amounts is None:
             continue
-        covered = addon_period(period, stretch.start, stretch.end)
+        covered = addon_period(period, stretch.start, end)
         assert covered is not None
         whole = covered.start == period.start and covered.end == period.end
         shortened = covered.is_prorated and (prorate or not whole)

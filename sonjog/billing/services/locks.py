@@ -1,15 +1,8 @@
+"""Billing takes the subscriber's lock (defined with the subscriber, `customers.locks`) before any
+ledger append."""
+
 from __future__ import annotations
 
-from sonjog.customers.models import Subscriber
+from sonjog.customers.locks import subscriber_lock
 
-
-def subscriber_lock(subscriber_id: int) -> Subscriber:
-    """The per-subscriber money lock: a row lock on the subscriber, re-read fresh under it.
-
-    NO KEY UPDATE (not UPDATE) so rows elsewhere that merely reference the subscriber can still be
-    inserted while the lock is held."""
-    return (
-        Subscriber.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("operator", "package")
-        .get(pk=subscriber_id)
-    )
+__all__ = ["subscriber_lock"]

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Collection
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sonjog.billing.calculation import outage_credit
+from sonjog.billing.calculation import Creditable, LineCredit, credit_split, creditable_total, outage_credit
 from sonjog.billing.exceptions import (
     AlreadyReversed,
     BillingError,
+    CreditExceedsBill,
     DuplicateGatewayTransaction,
     DuplicatePaymentSuspected,
     InvalidAmount,
@@ -30,6 +33,7 @@ from sonjog.billing.models import (
     Allocation,
     Bill,
     BillLine,
+    CreditLine,
     CreditNote,
     DocumentSequence,
     EntryCategory,
@@ -45,7 +49,7 @@ from sonjog.billing.services.projection import money_changed
 from sonjog.billing.services.receipts import receipt_issue
 from sonjog.billing.terms import operator_date_of, operator_today, subscriber_terms
 from sonjog.core.audit import audit
-from sonjog.core.money import round_money
+from sonjog.core.money import ZERO, round_money
 from sonjog.customers.models import Subscriber
 from sonjog.operators.dates import business_date_problem
 
@@ -184,11 +188,26 @@ def _adjustment_append(
     effective_date: dt.date | None,
     *,
     credits_bill: Bill | None = None,
+    credits_lines: Collection[int] | None = None,
 ) -> LedgerEntry:
     """Append an adjustment. A debit becomes an open item of its own (a `charge` bill, due after the
     operator's due days) so that payments are allocated to it like to any bill; a credit is a source
     that FIFO allocation sets against the oldest open item, and names the bill it credits when it
-    credits one (outage, package change, termination)."""
+    credits one (outage, package change, termination, an add-on ended early, a partial credit). Such
+    a credit is spread over the bill's lines (`credits_lines`, or all of them) with their VAT in
+    proportion (`calculation.credit_split`) and recorded line by line; more than is left to credit
+    there is refused (`CreditExceedsBill`), by this code and, whoever writes the rows, by the database."""
+    if credits_bill is not None and amount >= 0:
+        raise InvalidAmount("only a credit (a negative amount) names a bill it credits")
+    split: list[LineCredit] = []
+    if credits_bill is not None:
+        creditables = bill_lines_creditable(credits_bill, credits_lines)
+        left = min(creditable_total(creditables), bill_creditable(credits_bill))
+        if -amount > left:
+            raise CreditExceedsBill(
+                f"only {left} is left to credit on {_bill_label(credits_bill, locked)}; {-amount} was asked"
+            )
+        split = credit_split(-amount, creditables)
     day = effective_date or operator_today(locked.operator)
     period_month = _period_month_for(locked, day)
     charge: Bill | None = None
@@ -209,19 +228,33 @@ def _adjustment_append(
             total=amount,
         )
         BillLine.objects.create(bill=charge, kind=BillLine.Kind.CHARGE, description=memo[:200], amount=amount)
-    entry = LedgerEntry.objects.create(
-        operator=locked.operator,
-        subscriber=locked,
-        kind=EntryKind.ADJUSTMENT,
-        category=EntryCategory.ADJUSTED,
-        amount=amount,
-        effective_date=day,
-        period_month=period_month,
-        bill=charge or credits_bill,
-        adjustment_reason=reason,
-        memo=memo[:300],
-        created_by=_actor(actor),
-    )
+    try:
+        with transaction.atomic():
+            entry = LedgerEntry.objects.create(
+                operator=locked.operator,
+                subscriber=locked,
+                kind=EntryKind.ADJUSTMENT,
+                category=EntryCategory.ADJUSTED,
+                amount=amount,
+                effective_date=day,
+                period_month=period_month,
+                bill=charge or credits_bill,
+                adjustment_reason=reason,
+                memo=memo[:300],
+                created_by=_actor(actor),
+            )
+    except IntegrityError as error:
+        if credits_bill is None or not _refused_by(error, _CREDIT_WITHIN_BILL):
+            raise
+        # Someone who skipped the subscriber lock credited this bill first: the database's bound held.
+        raise CreditExceedsBill(
+            f"only {bill_creditable(credits_bill)} is left to credit on {_bill_label(credits_bill, locked)}; "
+            f"{-amount} was asked"
+        ) from None
+    if split:
+        CreditLine.objects.bulk_create(
+            CreditLine(entry=entry, bill_line_id=part.line_id, amount=part.amount, vat=part.vat) for part in split
+        )
     money_changed([locked.pk], [(locked.pk, entry.period_month)])
     audit(
         operator=locked.operator,
@@ -271,14 +304,104 @@ def outage_credit_add(
         )
 
 
-def bill_creditable(bill: Bill) -> Decimal:
-    """What is left to credit on a bill: its total less every credit that names it (outage, package
-    change, termination), reversed ones aside. Read under the subscriber's lock, so concurrent credits
-    of one bill are serialised and can never add up to more than the bill."""
-    credited = LedgerEntry.objects.filter(
-        bill=bill, kind=EntryKind.ADJUSTMENT, amount__lt=0, reversed_by__isnull=True
-    ).aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
-    return max(bill.total + credited, Decimal("0.00"))
+def bill_credit_add(
+    *,
+    bill: Bill,
+    amount: Decimal,
+    memo: str,
+    actor: User | None = None,
+    line_ids: Collection[int] | None = None,
+    effective_date: dt.date | None = None,
+) -> LedgerEntry:
+    """Credit part of one bill (a partial credit note): `amount` off what is left to credit on it, or
+    on its lines `line_ids`, spread over them with their VAT in proportion. The credit that takes all
+    that is left gets exactly what is left of every line, so any number of partial credits add up to
+    the bill to the paisa. More than is left is refused, not cut down."""
+    if amount is None or amount <= 0:
+        raise InvalidAmount(f"a credit is more than zero (got {amount})")
+    if round_money(amount) != amount:
+        raise InvalidAmount(f"the amount {amount} has more than two decimal places")
+    if not memo.strip():
+        raise BillingError("say why: a credit needs a note")
+    with transaction.atomic():
+        locked = subscriber_lock(bill.subscriber_id)
+        bill = Bill.objects.get(pk=bill.pk)
+        if bill.reversed_at is not None:
+            raise BillingError(f"{_bill_label(bill, locked)} is voided; there is nothing to credit")
+        if effective_date is not None:
+            _date_check(locked, effective_date, _("credit"), actor)
+        return _adjustment_append(
+            locked,
+            -amount,
+            AdjustmentReason.MANUAL,
+            memo,
+            actor,
+            effective_date,
+            credits_bill=bill,
+            credits_lines=line_ids,
+        )
+
+
+# The database's bound on credits of one bill (migration 0011), named in the error it raises.
+_CREDIT_WITHIN_BILL = "billing_credit_within_bill"
+
+
+def _refused_by(error: IntegrityError, constraint: str) -> bool:
+    diag = getattr(error.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == constraint
+
+
+def _bill_label(bill: Bill, subscriber: Subscriber) -> str:
+    if bill.kind == Bill.Kind.PERIOD:
+        return f"the {bill.period_month:%Y-%m} bill of {subscriber.customer_id}"
+    return f"the charge of {bill.period_start:%Y-%m-%d} to {subscriber.customer_id}"
+
+
+def bill_creditable(bill: Bill, line_ids: Collection[int] | None = None) -> Decimal:
+    """What is left to credit on a bill: what the ledger entries naming it add up to (its own, less
+    the credits that stand, less a void), never below zero, or, with `line_ids`, on those of its lines
+    (the package's, an add-on's). Read under the subscriber's lock, so concurrent credits of one bill
+    are serialised; the database refuses more whoever writes (ADR 0010)."""
+    standing = LedgerEntry.objects.filter(bill=bill).aggregate(total=Sum("amount"))["total"] or ZERO
+    left = max(standing, ZERO)
+    if line_ids is not None:
+        left = min(left, creditable_total(bill_lines_creditable(bill, line_ids)))
+    return left
+
+
+def package_line_ids(bill: Bill) -> list[int]:
+    """The package's lines of a bill: the package line and its discount (credited together)."""
+    return list(
+        BillLine.objects.filter(bill=bill, kind__in=[BillLine.Kind.PACKAGE, BillLine.Kind.DISCOUNT]).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def bill_lines_creditable(bill: Bill, line_ids: Collection[int] | None = None) -> list[Creditable]:
+    """What is left to credit on each line of a bill (or of `line_ids` among them): the line less what
+    its credit lines add up to. The VAT total line is never credited itself: the VAT is credited on
+    the lines that carry it. The discount is credited with the package, whose VAT it shares."""
+    lines = list(
+        BillLine.objects.filter(bill=bill)
+        .exclude(kind=BillLine.Kind.VAT)
+        .annotate(credited=Coalesce(Sum("credits__amount"), ZERO), credited_vat=Coalesce(Sum("credits__vat"), ZERO))
+        .order_by("pk")
+        .values_list("pk", "kind", "amount", "vat", "credited", "credited_vat")
+    )
+    package = next((pk for pk, kind, *_rest in lines if kind == BillLine.Kind.PACKAGE), None)
+    if line_ids is not None and package in line_ids:
+        line_ids = {*line_ids, *(pk for pk, kind, *_rest in lines if kind == BillLine.Kind.DISCOUNT)}
+    return [
+        Creditable(
+            line_id=pk,
+            amount=amount - credited,
+            vat=vat - credited_vat,
+            unit=package if kind == BillLine.Kind.DISCOUNT and package is not None else pk,
+        )
+        for pk, kind, amount, vat, credited, credited_vat in lines
+        if line_ids is None or pk in line_ids
+    ]
 
 
 def entry_reverse(
@@ -307,16 +430,97 @@ def entry_reverse(
         return _reverse_locked(entry, reason, actor, effective_date)
 
 
-def _reverse_locked(entry: LedgerEntry, reason: str, actor: User | None, effective_date: dt.date | None) -> LedgerEntry:
+def _reverse_locked(
+    entry: LedgerEntry,
+    reason: str,
+    actor: User | None,
+    effective_date: dt.date | None,
+    *,
+    credit_note_issue: Callable[[LedgerEntry, Decimal], CreditNote] | None = None,
+) -> LedgerEntry:
+    """Append the reversal of one entry. Reversing a bill's own entry voids the bill: the credits that
+    stand on it are taken back first (each reversed), so the void credits only what was left of it
+    and the credits plus the void never exceed the bill; `credit_note_issue(void, remainder)` makes
+    the void's document, whose lines are the void's and those of the credits it took back. Reversing
+    a credit of a bill mirrors its credit lines with the sign turned."""
     if entry.kind == EntryKind.REVERSAL:
         raise NotReversible("a reversal cannot be reversed; record a new entry instead")
     if LedgerEntry.objects.filter(reverses=entry).exists():
         raise AlreadyReversed(f"entry #{entry.pk} is already reversed")
     subscriber = Subscriber.objects.select_related("operator").get(pk=entry.subscriber_id)
+    # The entry is the bill's own (a period bill, or a debit and its charge document): the open item
+    # goes with it. A credit only names the bill it credits; that bill stands.
+    voided = entry.bill_id if entry.kind == EntryKind.BILL or entry.amount > 0 else None
+    lines: list[CreditLine] = []
+    touched = [entry.period_month]
+    remainder = ZERO
+    if voided is not None:
+        credits = list(
+            LedgerEntry.objects.filter(
+                bill_id=voided, kind=EntryKind.ADJUSTMENT, amount__lt=0, reversed_by__isnull=True
+            )
+            .prefetch_related("credit_lines")
+            .order_by("id")
+        )
+        taken_back: dict[int, tuple[Decimal, Decimal]] = {}
+        for credit in credits:
+            withdrawal = _reversal_append(
+                credit, f"Taken back with the void: {reason}", actor, effective_date, subscriber
+            )
+            touched.append(withdrawal.period_month)
+            for part in credit.credit_lines.all():
+                lines.append(
+                    CreditLine(entry=withdrawal, bill_line_id=part.bill_line_id, amount=-part.amount, vat=-part.vat)
+                )
+                amount, vat = taken_back.get(part.bill_line_id, (ZERO, ZERO))
+                taken_back[part.bill_line_id] = (amount + part.amount, vat + part.vat)
+        reversal = _reversal_append(entry, reason, actor, effective_date, subscriber)
+        # What is left of each line once those credits are back: the void's lines.
+        for left in bill_lines_creditable(Bill(pk=voided)):
+            amount, vat = taken_back.get(left.line_id, (ZERO, ZERO))
+            if left.amount + amount or left.vat + vat:
+                lines.append(
+                    CreditLine(
+                        entry=reversal, bill_line_id=left.line_id, amount=left.amount + amount, vat=left.vat + vat
+                    )
+                )
+        remainder = -reversal.amount - sum((-credit.amount for credit in credits), ZERO)
+    else:
+        reversal = _reversal_append(entry, reason, actor, effective_date, subscriber)
+        lines = [
+            CreditLine(entry=reversal, bill_line_id=part.bill_line_id, amount=-part.amount, vat=-part.vat)
+            for part in entry.credit_lines.all()
+        ]
+    touched.append(reversal.period_month)
+    if credit_note_issue is not None:
+        note = credit_note_issue(reversal, remainder)
+        for line in lines:
+            line.credit_note = note
+    if lines:
+        CreditLine.objects.bulk_create(lines)
+    if voided is not None:
+        Bill.objects.filter(pk=voided).update(reversed_at=timezone.now())
+    money_changed([entry.subscriber_id], [(entry.subscriber_id, min(touched))])
+    audit(
+        operator=subscriber.operator,
+        action="entry.reverse",
+        actor=actor,
+        subscriber=subscriber,
+        entry=entry.pk,
+        amount=entry.amount,
+        reason=reason,
+    )
+    return reversal
+
+
+def _reversal_append(
+    entry: LedgerEntry, reason: str, actor: User | None, effective_date: dt.date | None, subscriber: Subscriber
+) -> LedgerEntry:
+    """The mirror of one entry, dated into its period unless `effective_date` says otherwise."""
     day = effective_date or entry.effective_date
     try:
         with transaction.atomic():
-            reversal = LedgerEntry.objects.create(
+            return LedgerEntry.objects.create(
                 operator_id=entry.operator_id,
                 subscriber_id=entry.subscriber_id,
                 kind=EntryKind.REVERSAL,
@@ -330,24 +534,15 @@ def _reverse_locked(entry: LedgerEntry, reason: str, actor: User | None, effecti
                 memo=reason[:300],
                 created_by=_actor(actor),
             )
-    except IntegrityError:
+    except IntegrityError as error:
+        if _refused_by(error, _CREDIT_WITHIN_BILL):
+            # A credit given on the bill by someone who skipped the subscriber lock, after the void
+            # took back the ones it saw: the database keeps the void from crediting twice.
+            raise CreditExceedsBill(
+                f"entry #{entry.pk}: the bill has credits that are not taken back; try the void again"
+            ) from None
         # The unique reverses_id: a concurrent reversal won.
         raise AlreadyReversed(f"entry #{entry.pk} is already reversed") from None
-    if entry.bill_id is not None and (entry.kind == EntryKind.BILL or entry.amount > 0):
-        # The entry is the bill's own (a period bill, or a debit and its charge document): the open
-        # item goes with it. A credit only names the bill it credits; that bill stands.
-        Bill.objects.filter(pk=entry.bill_id).update(reversed_at=timezone.now())
-    money_changed([entry.subscriber_id], [(entry.subscriber_id, min(entry.period_month, reversal.period_month))])
-    audit(
-        operator=subscriber.operator,
-        action="entry.reverse",
-        actor=actor,
-        subscriber=subscriber,
-        entry=entry.pk,
-        amount=entry.amount,
-        reason=reason,
-    )
-    return reversal
 
 
 def invoice_void(*, invoice: Invoice, reason: str, actor: User | None = None) -> CreditNote:
@@ -382,20 +577,29 @@ def _invoice_void_locked(
             "against another bill), then void the invoice"
         )
     entry = LedgerEntry.objects.get(bill_id=invoice.bill_id, kind=EntryKind.BILL)
-    reversal = _reverse_locked(entry, reason, actor, effective_date)
     today = operator_today(invoice.bill.subscriber.operator)
-    number = document_numbers_reserve(
-        operator_id=invoice.operator_id, kind=DocumentSequence.Kind.CREDIT_NOTE, year=today.year, count=1
-    )
-    Invoice.objects.filter(pk=invoice.pk).update(voided_at=timezone.now())
-    return CreditNote.objects.create(
-        operator_id=invoice.operator_id,
-        invoice=invoice,
-        reversal_entry=reversal,
-        year=today.year,
-        number=number,
-        issued_on=today,
-        amount=invoice.total,
-        reason=reason[:300],
-        created_by=_actor(actor),
-    )
+    issued: list[CreditNote] = []
+
+    def credit_note_issue(reversal: LedgerEntry, remainder: Decimal) -> CreditNote:
+        # The note credits what was left of the bill: the credits given on it before are taken back
+        # with the void, so it is voided only for its remainder.
+        number = document_numbers_reserve(
+            operator_id=invoice.operator_id, kind=DocumentSequence.Kind.CREDIT_NOTE, year=today.year, count=1
+        )
+        Invoice.objects.filter(pk=invoice.pk).update(voided_at=timezone.now())
+        note = CreditNote.objects.create(
+            operator_id=invoice.operator_id,
+            invoice=invoice,
+            reversal_entry=reversal,
+            year=today.year,
+            number=number,
+            issued_on=today,
+            amount=remainder,
+            reason=reason[:300],
+            created_by=_actor(actor),
+        )
+        issued.append(note)
+        return note
+
+    _reverse_locked(entry, reason, actor, effective_date, credit_note_issue=credit_note_issue)
+    return issued[0]

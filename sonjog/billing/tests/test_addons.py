@@ -23,7 +23,7 @@ from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.models import Subscriber, SubscriberAddOn
-from sonjog.customers.services import (
+from sonjog.flows.subscribers import (
     subscriber_activate,
     subscriber_addon_activate,
     subscriber_addon_deactivate,
@@ -334,11 +334,15 @@ def test_the_addon_credit_never_exceeds_what_is_left_to_credit_on_the_bill():
     june = Bill.objects.get(subscriber=subscriber, kind=Bill.Kind.PERIOD)
     # A 29-day outage has already credited most of the bill.
     outage_credit_add(subscriber=subscriber, period_month=D(2027, 6, 1), outage_minutes=29 * 24 * 60, memo="fibre cut")
-    left = bill_creditable(june)
-    assert left == Decimal("49.83")
+    assert bill_creditable(june) == Decimal("49.83")
+    # The outage credited each line in proportion: 333.50 of the add-on's 345.00, so ending it can
+    # credit only the 11.50 left of its own line, not package money.
+    addon_line = BillLine.objects.get(bill=june, kind="addon")
+    assert bill_creditable(june, [addon_line.pk]) == Decimal("11.50")
     subscriber_addon_deactivate(subscriber=subscriber, addon=static_ip, end_date=D(2027, 6, 21))
     credit = LedgerEntry.objects.get(subscriber=subscriber, kind="adjustment", adjustment_reason="addon")
-    assert credit.amount == -left and bill_creditable(june) == 0
+    assert credit.amount == Decimal("-11.50")
+    assert bill_creditable(june, [addon_line.pk]) == 0 and bill_creditable(june) == Decimal("38.33")
     assert ledger_verify().ok
 
 

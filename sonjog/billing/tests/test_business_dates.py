@@ -16,7 +16,7 @@ from sonjog.billing.terms import operator_today
 from sonjog.conftest import DHAKA, make_operator, make_package, make_subscriber
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.models import Subscriber
-from sonjog.customers.services import subscriber_change_package, subscriber_terminate
+from sonjog.flows.subscribers import subscriber_change_package, subscriber_terminate
 from sonjog.operators.dates import business_date_window
 
 pytestmark = pytest.mark.django_db

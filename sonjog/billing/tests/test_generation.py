@@ -125,8 +125,8 @@ def test_statements_chain_and_invoices_are_numbered(operator, package):
 
 
 def test_discount_needs_permission(operator, package, clerk, owner):
-    from sonjog.billing.exceptions import DiscountNotPermitted
-    from sonjog.customers.services import subscriber_create
+    from sonjog.customers.exceptions import DiscountNotPermitted
+    from sonjog.flows.subscribers import subscriber_create
 
     with pytest.raises(DiscountNotPermitted):
         subscriber_create(

@@ -27,7 +27,7 @@ from sonjog.billing.services import (
 from sonjog.billing.verification import ledger_verify
 from sonjog.conftest import make_operator, make_package, make_subscriber
 from sonjog.customers.models import Subscriber
-from sonjog.customers.services import subscriber_change_package, subscriber_terminate
+from sonjog.flows.subscribers import subscriber_change_package, subscriber_terminate
 
 D = dt.date
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_clock")]

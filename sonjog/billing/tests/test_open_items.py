@@ -20,7 +20,7 @@ from sonjog.billing.services import (
 )
 from sonjog.billing.verification import ledger_verify
 from sonjog.conftest import make_operator, make_package, make_subscriber, run_at_once
-from sonjog.customers.services import subscriber_change_package
+from sonjog.flows.subscribers import subscriber_change_package
 
 D = dt.date
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_clock")]

@@ -24,7 +24,7 @@ from sonjog.console.tests.conftest import add_staff
 from sonjog.core.models import AuditEvent
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import SubscriberAddOn
-from sonjog.customers.services import subscriber_activate, subscriber_addon_activate
+from sonjog.flows.subscribers import subscriber_activate, subscriber_addon_activate
 from sonjog.operators.services import staff_create
 
 pytestmark = pytest.mark.django_db

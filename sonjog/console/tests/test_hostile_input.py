@@ -30,8 +30,8 @@ from sonjog.console import urls as console_urls
 from sonjog.console.tests.conftest import Tree
 from sonjog.core.tests.hostile import hostile_text, money_snapshot
 from sonjog.customers.models import Subscriber
-from sonjog.customers.services import subscriber_addon_activate
 from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import subscriber_addon_activate
 from sonjog.notifications.models import ProviderAccount
 from sonjog.notifications.services import provider_account_create, template_save
 

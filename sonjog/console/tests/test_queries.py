@@ -17,8 +17,8 @@ from sonjog.billing.terms import operator_today
 from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_subscriber
 from sonjog.customers.models import Zone
-from sonjog.customers.services import subscriber_addon_activate
 from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import subscriber_addon_activate
 from sonjog.network.models import OutboxCommand, OutboxStatus
 from sonjog.network.services import router_create
 

@@ -23,6 +23,7 @@ from sonjog.billing.exceptions import (
     InvalidPaymentMethod,
 )
 from sonjog.billing.models import BillLine, EntryKind, Invoice, LedgerEntry, Payment, PaymentMethod
+from sonjog.billing.selectors import bill_credits
 from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void
 from sonjog.billing.services.receipts import receipt_show
 from sonjog.catalog.models import AddOn
@@ -45,14 +46,14 @@ from sonjog.customers import services as customers_services
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn
 from sonjog.customers.selectors import subscriber_addons
-from sonjog.customers.services import (
+from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import (
     subscriber_addon_activate,
     subscriber_addon_deactivate,
     subscriber_change_package,
     subscriber_set_intent,
     subscriber_terminate,
 )
-from sonjog.flows.payments import payment_receive
 from sonjog.notifications.models import Channel, Event, MessageStatus
 from sonjog.notifications.selectors import subscriber_messages
 
@@ -385,6 +386,8 @@ def invoice_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
             "subscriber": invoice.bill.subscriber,
             "lines": lines,
             "credit_note": credit_note,
+            # What each credit of the bill took off which line: the credit notes' lines.
+            "credits": bill_credits(invoice.bill_id),
             "last_day": invoice.bill.period_end - dt.timedelta(days=1),
             "vat_rate": pdf.vat_rate_of(invoice.bill),
             "payment_state": pdf.payment_state(invoice.bill)[0],

@@ -23,7 +23,7 @@ from sonjog.console.models import BulkAction
 from sonjog.console.views.common import page, page_of, today_for
 from sonjog.customers import services as customers_services
 from sonjog.customers.exceptions import SubscriberError
-from sonjog.customers.services import subscriber_create
+from sonjog.flows.subscribers import subscriber_create
 
 
 def _filters(request: HttpRequest, params: QueryDict | None = None) -> SubscriberDueFilterSet:

@@ -75,8 +75,8 @@ from sonjog.console.tests.conftest import PASSWORD, Branch, Tree, add_staff
 from sonjog.core.models import AuditEvent
 from sonjog.core.periods import month_start
 from sonjog.customers.models import Pop, Subscriber, Zone
-from sonjog.customers.services import subscriber_create
 from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.network.models import (
     FupState,
     NetworkAlert,

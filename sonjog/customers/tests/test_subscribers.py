@@ -8,7 +8,7 @@ from sonjog.core.scoping import OutOfScope
 from sonjog.customers.exceptions import InvalidPhone, SubscriberError
 from sonjog.customers.phone import normalize_phone
 from sonjog.customers.selectors import subscriber_for, subscribers_visible_to
-from sonjog.customers.services import subscriber_create
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.operators.services import operator_create
 
 

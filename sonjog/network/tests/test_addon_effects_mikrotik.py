@@ -23,11 +23,7 @@ from sonjog.catalog.models import AddOn, AddOnEffect
 from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_subscriber
 from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.customers.services import (
-    subscriber_addon_activate,
-    subscriber_addon_deactivate,
-    subscriber_set_intent,
-)
+from sonjog.flows.subscribers import subscriber_addon_activate, subscriber_addon_deactivate, subscriber_set_intent
 from sonjog.network.desired import desired_secrets
 from sonjog.network.drivers.mikrotik import DesiredSecret, MikrotikDriver, RouterConfig
 from sonjog.network.models import OutboxCommand

@@ -23,7 +23,7 @@ from sonjog.catalog.models import AddOn, AddOnEffect, Package
 from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_operator
 from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.customers.services import (
+from sonjog.flows.subscribers import (
     subscriber_addon_activate,
     subscriber_addon_deactivate,
     subscriber_create,

@@ -11,9 +11,9 @@ from sonjog.billing.selectors import subscriber_balance
 from sonjog.billing.verification import ledger_verify
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import ServiceIntent, Subscriber
-from sonjog.customers.services import subscriber_create, subscriber_set_intent
 from sonjog.flows.enforcement import overdue_sweep
 from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import subscriber_create, subscriber_set_intent
 from sonjog.network.models import OutboxCommand, OutboxStatus
 from sonjog.network.reconcile import network_diff, network_reconcile
 from sonjog.network.services import outbox_drain, outbox_retry
@@ -202,7 +202,7 @@ def test_diff_shows_drift_and_reconcile_repairs_it(emulator):
 
 
 def test_terminated_subscriber_is_removed_from_the_router(emulator):
-    from sonjog.customers.services import subscriber_terminate
+    from sonjog.flows.subscribers import subscriber_terminate
 
     isp = Isp(emulator)
     subscriber = make_overdue_subscriber(isp)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import Package
 from sonjog.core.jobs import run_worker_cycle
-from sonjog.customers.services import subscriber_create
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.network.models import FupState, RadAcct
 from sonjog.network.services import fair_usage_apply
 from sonjog.network.tests.conftest import Isp

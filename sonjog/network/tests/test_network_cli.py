@@ -22,7 +22,7 @@ from librouteros.exceptions import TrapError
 from sonjog.conftest import make_operator, make_subscriber, process_env
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import Subscriber
-from sonjog.customers.services import subscriber_set_intent
+from sonjog.flows.subscribers import subscriber_set_intent
 from sonjog.network import router_io
 from sonjog.network.models import OutboxCommand, OutboxStatus, Router
 from sonjog.network.services import outbox_drain, router_create

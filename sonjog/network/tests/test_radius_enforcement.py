@@ -26,9 +26,9 @@ from sonjog.catalog.models import Package
 from sonjog.conftest import make_operator
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import ServiceIntent, SessionState, Subscriber, SyncState, Zone
-from sonjog.customers.services import subscriber_create, subscriber_set_intent
 from sonjog.flows.enforcement import overdue_sweep
 from sonjog.flows.payments import payment_receive
+from sonjog.flows.subscribers import subscriber_create, subscriber_set_intent
 from sonjog.network.models import OutboxCommand, OutboxStatus, RadAcct, Router
 from sonjog.network.radius.freeradius import FreeRadiusServer, db_params_from_django
 from sonjog.network.radius.nas_listener import LoopbackNas
@@ -230,7 +230,7 @@ def test_active_subscriber_gets_the_package_rate_and_a_wrong_password_is_rejecte
 def test_static_ip_is_sent_and_disabled_or_terminated_subscribers_are_rejected(
     radius: FreeRadiusServer, isp: RadiusIsp
 ) -> None:
-    from sonjog.customers.services import subscriber_terminate
+    from sonjog.flows.subscribers import subscriber_terminate
 
     fixed, disabled, terminated = isp.subscriber(), isp.subscriber(), isp.subscriber()
     Subscriber.objects.filter(pk=fixed.pk).update(static_ip="100.64.9.9")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import Subscriber
-from sonjog.customers.services import subscriber_create
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.network.models import NetworkAlert, OnlineSample, RouterBackup
 from sonjog.network.reconcile import network_reconcile
 from sonjog.network.sampling import online_sample

@@ -14,7 +14,7 @@ from sonjog.catalog.models import Package
 from sonjog.conftest import make_operator, make_package
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import Subscriber
-from sonjog.customers.services import subscriber_create
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.notifications.models import ProviderAccount
 from sonjog.notifications.services import notification_settings_save, provider_account_create, sms_credit_add
 from sonjog.notifications.tests.fakes import LoopbackSmtp, SslWirelessFake
