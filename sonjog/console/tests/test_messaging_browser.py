@@ -17,7 +17,7 @@ from sonjog.console import formatting
 from sonjog.console.tests.conftest import PASSWORD, screenshot
 from sonjog.console.tests.test_browser import LAPTOP, _sign_in
 from sonjog.customers.models import Subscriber, Zone
-from sonjog.customers.services import subscriber_create
+from sonjog.flows.subscribers import subscriber_create
 from sonjog.notifications import selectors as notify
 from sonjog.notifications.models import BulkSend, Message, MessageTemplate
 from sonjog.notifications.services import provider_account_create, sms_credit_add
