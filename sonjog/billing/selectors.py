@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from sonjog.billing.models import CreditLine, EntryKind, LedgerEntry, Payment, Statement
+from sonjog.billing.models import Allocation, CreditLine, EntryKind, LedgerEntry, Payment, Statement
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import Subscriber
@@ -409,3 +409,39 @@ def bill_credits(bill_id: int) -> list[BillCredit]:
             BillCredit(entry.pk, kind, entry.effective_date, entry.memo, -entry.amount, tuple(lines.get(entry.pk, ())))
         )
     return found
+
+
+@dataclass(frozen=True)
+class PaymentOnBill:
+    payment_id: int
+    entry_id: int
+    received_at: dt.datetime
+    method: str
+    reference: str
+    amount: Decimal  # what of the payment stands allocated to the bill
+
+
+def payments_on_bill(bill_id: int) -> list[PaymentOnBill]:
+    """The payments with money standing on a bill (allocations net of releases), oldest first: what
+    must be reversed or moved before the bill's invoice can be voided."""
+    rows = (
+        Allocation.objects.filter(bill_id=bill_id, source__kind=EntryKind.PAYMENT)
+        .values("source_id", "source__payment_id", "source__payment__received_at", "source__payment__method")
+        .annotate(amount=Sum("amount"))
+        .filter(amount__gt=0)
+        .order_by("source__payment__received_at", "source_id")
+    )
+    references = dict(
+        Payment.objects.filter(pk__in=[row["source__payment_id"] for row in rows]).values_list("pk", "reference")
+    )
+    return [
+        PaymentOnBill(
+            payment_id=row["source__payment_id"],
+            entry_id=row["source_id"],
+            received_at=row["source__payment__received_at"],
+            method=row["source__payment__method"],
+            reference=references.get(row["source__payment_id"], ""),
+            amount=row["amount"],
+        )
+        for row in rows
+    ]

@@ -545,13 +545,21 @@ def _reversal_append(
         raise AlreadyReversed(f"entry #{entry.pk} is already reversed") from None
 
 
-def invoice_void(*, invoice: Invoice, reason: str, actor: User | None = None) -> CreditNote:
-    """Void an invoice: a credit note with its own gapless number, and the bill's entry reversed."""
+def invoice_void(
+    *, invoice: Invoice, reason: str, actor: User | None = None, move_payments: bool = False
+) -> CreditNote:
+    """Void an invoice: a credit note with its own gapless number, and the bill's entry reversed.
+
+    An invoice with money paid against it is refused (InvoicePaid) unless the payment is first
+    reversed, or `move_payments` says to move it: what was paid on it is released and allocated, oldest
+    first, to the subscriber's other open items, and waits as credit where there are none."""
     if not reason.strip():
         raise BillingError("voiding an invoice needs a reason")
     with transaction.atomic():
         subscriber_lock(invoice.bill.subscriber_id)
-        return _invoice_void_locked(Invoice.objects.get(pk=invoice.pk), reason, actor, None)
+        return _invoice_void_locked(
+            Invoice.objects.get(pk=invoice.pk), reason, actor, None, release_payments=move_payments
+        )
 
 
 def _invoice_void_locked(

@@ -142,6 +142,13 @@ class ReasonForm(forms.Form):
     reason = TextField(label=_("Reason"), max_length=300)
 
 
+class InvoiceVoidForm(ReasonForm):
+    move_payments = forms.BooleanField(
+        label=_("Move what was paid on it to the other open bills (kept as credit if there are none)"),
+        required=False,
+    )
+
+
 class IntentForm(forms.Form):
     intent = forms.ChoiceField(
         choices=[(ServiceIntent.SUSPENDED, _("Suspend")), (ServiceIntent.ACTIVE, _("Reactivate"))]

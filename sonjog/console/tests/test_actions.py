@@ -8,11 +8,13 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from sonjog.billing.models import CreditNote, EntryKind, Invoice, LedgerEntry, Payment, Statement
+from sonjog.billing.models import Allocation, CreditNote, EntryKind, Invoice, LedgerEntry, Payment, Statement
 from sonjog.billing.selectors import subscriber_balance
+from sonjog.billing.verification import ledger_verify
 from sonjog.catalog.models import Package
 from sonjog.conftest import make_package
 from sonjog.console.models import BulkAction
@@ -20,6 +22,7 @@ from sonjog.console.tests.conftest import add_staff
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.core.models import AuditEvent
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
+from sonjog.flows.payments import payment_receive
 
 pytestmark = pytest.mark.django_db
 
@@ -387,3 +390,30 @@ def test_packages_and_zones_are_managed_through_the_console(tree):
     assert dup.status_code == 400 and "name" in dup.context["form"].errors
     foreign_parent = client.post(reverse("console:zone_create"), {"name": "X", "parent": tree.south.zone.pk})
     assert foreign_parent.status_code == 400 and "parent" in foreign_parent.context["form"].errors
+
+
+def test_a_paid_invoice_is_voided_in_one_of_two_steps_the_page_offers(tree):
+    subscriber = tree.north.subscribers[0]
+    invoice = Invoice.objects.filter(bill__subscriber=subscriber).earliest("pk")
+    payment = payment_receive(subscriber=subscriber, amount=invoice.bill.total, method="cash")
+    owner = tree.login(tree.root.staff["owner"])
+    url = reverse("console:invoice_void", args=[invoice.pk])
+    before = LedgerEntry.objects.count()
+    refused = owner.post(url, {"reason": "billed by mistake"})
+    assert refused.status_code == 400 and LedgerEntry.objects.count() == before
+    page = refused.content.decode()
+    assert "Money has been paid on this invoice" in page
+    entry = payment.entries.get(kind=EntryKind.PAYMENT)
+    # Step one, either: reverse the payment (its own page) ...
+    assert reverse("console:entry_reverse", args=[subscriber.pk, entry.pk]) in page
+    # ... or: void and move what was paid to the other open bills.
+    moved = owner.post(url, {"reason": "billed by mistake", "move_payments": "on"})
+    assert moved.status_code == 302
+    invoice.refresh_from_db()
+    assert invoice.voided_at is not None
+    standing = Allocation.objects.filter(source=entry).values("bill_id").annotate(total=Sum("amount"))
+    assert all(row["bill_id"] != invoice.bill_id for row in standing if row["total"] > 0)
+    assert subscriber_balance(subscriber.pk) == sum(
+        LedgerEntry.objects.filter(subscriber=subscriber).values_list("amount", flat=True)
+    )
+    assert ledger_verify().ok

@@ -21,9 +21,10 @@ from sonjog.billing.exceptions import (
     DuplicatePaymentSuspected,
     InvalidAmount,
     InvalidPaymentMethod,
+    InvoicePaid,
 )
 from sonjog.billing.models import BillLine, EntryKind, Invoice, LedgerEntry, Payment, PaymentMethod
-from sonjog.billing.selectors import bill_credits
+from sonjog.billing.selectors import bill_credits, payments_on_bill
 from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void
 from sonjog.billing.services.receipts import receipt_show
 from sonjog.catalog.models import AddOn
@@ -36,6 +37,7 @@ from sonjog.console.forms import (
     ChangePackageForm,
     ContactForm,
     IntentForm,
+    InvoiceVoidForm,
     PaymentForm,
     ReasonForm,
     TerminateForm,
@@ -409,17 +411,37 @@ def invoice_pdf_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
 def invoice_void_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
     invoice = selectors.invoice_for(scope_of(request), invoice_id)
     subscriber = invoice.bill.subscriber
-    form = ReasonForm(request.POST or None)
+    form = InvoiceVoidForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            note = invoice_void(invoice=invoice, reason=form.cleaned_data["reason"], actor=request.user)  # type: ignore[arg-type]
+            note = invoice_void(
+                invoice=invoice,
+                reason=form.cleaned_data["reason"],
+                actor=request.user,  # type: ignore[arg-type]
+                move_payments=form.cleaned_data["move_payments"],
+            )
+        except InvoicePaid:
+            form.add_error(
+                None,
+                _(
+                    "Money has been paid on this invoice. Reverse that payment first (below), or tick the box to "
+                    "move it to the other open bills, then void the invoice."
+                ),
+            )
         except BillingError as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, _("%(invoice)s voided by %(note)s.") % {"invoice": invoice, "note": note})
             return redirect("console:subscriber", subscriber_id=subscriber.pk)
     return _action_page(
-        request, subscriber, form, _("Void invoice %(invoice)s") % {"invoice": invoice}, invoice=invoice, danger=True
+        request,
+        subscriber,
+        form,
+        _("Void invoice %(invoice)s") % {"invoice": invoice},
+        invoice=invoice,
+        danger=True,
+        paid_on_invoice=payments_on_bill(invoice.bill_id),
+        currency=subscriber.operator.currency,
     )
 
 
