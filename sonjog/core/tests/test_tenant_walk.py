@@ -423,9 +423,9 @@ def _addon_for(operator: Operator, name: str, subscriber: Subscriber, actor: Use
     if "addon_id" not in ID_KINDS:
         return None
     catalog_services = importlib.import_module("sonjog.catalog.services")
-    customer_services = importlib.import_module("sonjog.customers.services")
+    subscriber_flows = importlib.import_module("sonjog.flows.subscribers")
     addon = catalog_services.addon_create(operator=operator, name=name, price=Decimal("150.00"), actor=actor)
-    customer_services.subscriber_addon_activate(subscriber=subscriber, addon=addon, actor=actor)
+    subscriber_flows.subscriber_addon_activate(subscriber=subscriber, addon=addon, actor=actor)
     return addon
 
 
