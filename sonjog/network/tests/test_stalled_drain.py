@@ -177,9 +177,13 @@ def claim_in_another_session(command_id: int, *, hold: threading.Event | None = 
     """Claim the command on a connection of its own, then end that session (a worker dying), or keep
     it until `hold` is set (a worker still busy)."""
     claimed = threading.Event()
+    backend: list[int] = []
 
     def run() -> None:
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend.append(cursor.fetchone()[0])
             assert _claim(command_id)
             claimed.set()
             if hold is not None:
@@ -190,7 +194,22 @@ def claim_in_another_session(command_id: int, *, hold: threading.Event | None = 
     thread = threading.Thread(target=run)
     thread.start()
     assert claimed.wait(timeout=10)
+    thread.backend_pid = backend[0]  # type: ignore[attr-defined]
     return thread
+
+
+def session_gone(thread: threading.Thread, timeout: float = 10.0) -> None:
+    """Wait until the claiming session has ended on the server. The client's close returns before the
+    server's backend has exited and dropped its locks, so "the worker died" means the backend is gone."""
+    thread.join(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [thread.backend_pid])  # type: ignore[attr-defined]
+            if cursor.fetchone() is None:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {thread.backend_pid} still there after {timeout} s")  # type: ignore[attr-defined]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -198,7 +217,7 @@ def test_a_command_whose_session_died_is_taken_over_by_the_next_drain(emulator, 
     isp = Isp(emulator)
     subscriber = make_subscriber(isp.operator, isp.package, isp.today, zone=isp.zone)
     command = OutboxCommand.objects.get(subscriber=subscriber)
-    claim_in_another_session(command.pk).join(timeout=10)
+    session_gone(claim_in_another_session(command.pk))
     command.refresh_from_db()
     assert command.status == OutboxStatus.RUNNING  # what it says: nobody has looked yet
     assert outbox_drain() == {"done": 1}  # at once, not after ten minutes
