@@ -122,7 +122,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # on every path that calls django.contrib.auth.authenticate with the request (console, admin, API, portal).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend with module access: a login loses the permissions of the console sections
+    # its operator was not given (sonjog.operators.modules).
+    "sonjog.operators.backends.ModuleAccessBackend",
 ]
 
 AUTH_PASSWORD_VALIDATORS = [

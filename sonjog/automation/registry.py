@@ -89,6 +89,13 @@ _JOB_LIST = [
         "On the 1st, allocates any payment or credit left unallocated to the subscriber's open bills (FIFO).",
     ),
     Job(
+        "automation.operator_settings",
+        "Billing settings taking effect",
+        "7 * * * *",
+        "Applies operators' billing-settings changes on the first day of the period they were made for "
+        "(the hourly bill generation applies them too, before it bills).",
+    ),
+    Job(
         "automation.fair_usage",
         "Fair usage (FUP) throttle",
         "*/15 * * * *",

@@ -13,6 +13,7 @@ from typing import Any
 from procrastinate.contrib.django import app
 
 from sonjog.automation import services
+from sonjog.automation.operator_settings import operator_settings_apply_due
 from sonjog.automation.recording import recorded, run_finish_now
 from sonjog.core.jobs import releases_connection
 from sonjog.network import services as network_services
@@ -27,6 +28,14 @@ from sonjog.network.sampling import online_sample
 @recorded("automation.settle_credit")
 def settle_credit(timestamp: int | None = None) -> dict[str, Any]:
     return services.settle_credit()
+
+
+@app.periodic(cron="7 * * * *", periodic_id="automation.operator_settings")
+@app.task(name="automation.operator_settings", queue="billing", queueing_lock="automation.operator_settings")
+@releases_connection
+@recorded("automation.operator_settings")
+def operator_settings(timestamp: int | None = None) -> dict[str, Any]:
+    return operator_settings_apply_due()
 
 
 @app.periodic(cron="*/15 * * * *", periodic_id="automation.fair_usage")

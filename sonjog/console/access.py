@@ -26,7 +26,7 @@ from django.utils import timezone, translation
 
 from sonjog.console.models import ConsoleProfile
 from sonjog.core.scoping import subtree_q
-from sonjog.operators.models import Operator
+from sonjog.operators.models import Operator, all_modules
 
 M = TypeVar("M", bound=Model)
 
@@ -93,17 +93,33 @@ class Scope:
     def spans_many(self) -> bool:
         return len(self.operators) > 1
 
+    @property
+    def modules(self) -> frozenset[str]:
+        """The console sections the login's operator was given (module access; every section for a
+        superuser). Its permissions are already cut to them (sonjog.operators.backends); the menu
+        reads this only for headings that no single permission decides."""
+        if self.operator is None:
+            return frozenset(all_modules())
+        return frozenset(self.operator.modules)
+
 
 def scope_for(user: User) -> Scope | None:
     staff = getattr(user, "staff", None)
     if staff is not None:
-        return Scope(user=user, operator=staff.operator, sees_subtree=staff.sees_subtree)
+        if not staff.operator.is_active:
+            return None  # a deactivated operator's staff do not sign in
+        # Seeing the resellers' data takes both the login's own switch and its role's permission.
+        sees_subtree = staff.sees_subtree and user.has_perm("operators.act_for_resellers")
+        return Scope(user=user, operator=staff.operator, sees_subtree=sees_subtree)
     if user.is_superuser:
         return Scope(user=user, operator=None)
     return None
 
 
 def login_redirect(request: HttpRequest) -> HttpResponse:
+    if not Operator.objects.exists():
+        # A new installation: nothing to sign in to yet, so the first-run page sets up the root ISP.
+        return HttpResponseRedirect(reverse("console:setup"))
     return HttpResponseRedirect(f"{reverse('console:login')}?{urlencode({'next': request.get_full_path()})}")
 
 

@@ -12,6 +12,9 @@ from sonjog.console.views import (
     profile,
     subscribers,
 )
+from sonjog.console.views import operators as operator_views
+from sonjog.console.views import setup as setup_views
+from sonjog.console.views import staff as staff_views
 
 app_name = "console"
 urlpatterns = [
@@ -21,6 +24,23 @@ urlpatterns = [
     path("logout/", auth.logout_view, name="logout"),
     path("logout/everywhere/", auth.logout_everywhere_view, name="logout_everywhere"),
     path("language/", auth.language_view, name="language"),
+    path("setup/", setup_views.setup_view, name="setup"),
+    path("operators/", operator_views.operators_view, name="operators"),
+    path("operators/new/", operator_views.operator_create_view, name="operator_create"),
+    path("operators/<int:operator_id>/edit/", operator_views.operator_edit_view, name="operator_edit"),
+    path("operators/<int:operator_id>/active/", operator_views.operator_active_view, name="operator_active"),
+    path(
+        "operators/<int:operator_id>/settings/cancel/",
+        operator_views.operator_settings_cancel_view,
+        name="operator_settings_cancel",
+    ),
+    path("staff/", staff_views.staff_list_view, name="staff"),
+    path("staff/new/", staff_views.staff_create_view, name="staff_create"),
+    path("staff/<int:staff_id>/edit/", staff_views.staff_edit_view, name="staff_edit"),
+    path("staff/<int:staff_id>/active/", staff_views.staff_active_view, name="staff_active"),
+    path("staff/<int:staff_id>/password/", staff_views.staff_password_view, name="staff_password"),
+    path("staff/roles/", staff_views.roles_view, name="roles"),
+    path("staff/roles/<int:operator_id>/", staff_views.role_edit_view, name="role_edit"),
     path("", dashboard.dashboard_view, name="dashboard"),
     path("dashboard/live/", dashboard.dashboard_live_view, name="dashboard_live"),
     path("dashboard/chart/", dashboard.dashboard_chart_view, name="dashboard_chart"),
@@ -70,6 +90,10 @@ urlpatterns = [
     path("zones/<int:zone_id>/edit/", catalog.zone_edit_view, name="zone_edit"),
     path("network/routers/", network.routers_view, name="routers"),
     path("network/routers/<int:router_id>/test/", network.router_test_view, name="router_test"),
+    path("network/routers/new/", network.router_create_view, name="router_create"),
+    path("network/routers/<int:router_id>/edit/", network.router_edit_view, name="router_edit"),
+    path("network/routers/<int:router_id>/active/", network.router_active_view, name="router_active"),
+    path("network/routers/<int:router_id>/read/", network.router_read_view, name="router_read"),
     path("network/outbox/", network.outbox_view, name="outbox"),
     path("network/outbox/<int:command_id>/retry/", network.outbox_retry_view, name="outbox_retry"),
     path("network/mismatches/", network.mismatches_view, name="mismatches"),

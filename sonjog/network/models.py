@@ -32,6 +32,11 @@ class Router(models.Model):
     driver = models.CharField(_("driver"), max_length=10, choices=DriverKind.choices, default=DriverKind.MIKROTIK)
     radius_secret_encrypted = models.TextField(blank=True, editable=False)
     coa_port = models.PositiveIntegerField(_("CoA port"), default=3799, help_text=_("3799, or 1700 on some RouterOS"))
+    supports_coa = models.BooleanField(
+        _("rate changes by CoA"),
+        default=True,
+        help_text=_("The NAS takes a CoA-Request with a new rate; otherwise live sessions are disconnected instead"),
+    )
     record_only = models.BooleanField(_("record only"), default=False, help_text=_("Record intent, never send"))
     suspend_mode = models.CharField(
         _("suspension"), max_length=14, choices=SuspendMode.choices, default=SuspendMode.DISABLE
@@ -122,6 +127,56 @@ class OutboxAttempt(models.Model):
     finished_at = models.DateTimeField()
     ok = models.BooleanField()
     desired = models.CharField(max_length=12)
+    actions = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.command_id} {'ok' if self.ok else 'error'}"
+
+
+class ProfileCommand(models.Model):
+    """ "Bring PPP profile P on router R to what the packages say, and give live sessions on it their
+    rate". Like `OutboxCommand`, the executor reads the packages when it runs, so a newer package edit
+    supersedes an older pending command instead of queueing behind it."""
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="profile_commands")
+    profile = models.CharField(max_length=64)
+    status = models.CharField(max_length=12, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    requested_by = models.CharField(max_length=120)
+    requested_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=10)
+    next_attempt_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            # De-duplication: at most one waiting command per router and profile.
+            models.UniqueConstraint(
+                fields=["router", "profile"], condition=Q(status="pending"), name="profile_command_one_pending"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="profile_command_due")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.profile}@{self.router_id} {self.status}"
+
+
+class ProfileAttempt(models.Model):
+    """One run of a profile command: what was changed on the router, and each live session's answer
+    (CoA ACK/NAK, the Disconnect fallback, a kick)."""
+
+    command = models.ForeignKey(ProfileCommand, on_delete=models.CASCADE, related_name="attempt_log")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
     actions = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
 

@@ -24,6 +24,7 @@ from sonjog.network.drivers.mikrotik import DesiredSecret, Observation
 from sonjog.network.drivers.mikrotik.values import normalise_address
 from sonjog.network.enforcement import outbox_enqueue_many
 from sonjog.network.models import DriverKind, Router, SuspendMode
+from sonjog.network.profiles import packages_held, profile_enqueue, router_profiles_wanted
 from sonjog.network.services import _observed, outbox_router_answered
 
 
@@ -86,40 +87,45 @@ def rate_kbps(rate_limit: str) -> tuple[int, int] | None:
     return (values[0], values[1]) if len(values) == 2 else None
 
 
-def profile_mismatches(router: Router, router_profiles: dict[str, dict[str, str]]) -> list[Disagreement]:
-    """Packages must map exactly onto router profiles: the profile exists, with the package's speed."""
-    from sonjog.catalog.models import Package
+PROFILE_MISSING = "package profile missing on router"
+PROFILE_RATE_DIFFERS = "profile rate differs from package"
 
+
+def profile_mismatches(router: Router, router_profiles: dict[str, dict[str, str]]) -> list[Disagreement]:
+    """Packages must map exactly onto router profiles: every profile the router must hold
+    (`profiles.router_profiles_wanted`: the packages' own and fair-usage profiles, the suspended one)
+    exists, at the packages' speed."""
     problems: list[Disagreement] = []
-    packages = Package.objects.filter(operator__path__startswith=router.operator.path, is_active=True)
-    for package in packages.order_by("name"):
-        profile = router_profiles.get(package.router_profile)
+    for name, wanted in sorted(router_profiles_wanted(router).items()):
+        profile = router_profiles.get(name)
         if profile is None:
-            problems.append(
-                Disagreement(
-                    None,
-                    package.router_profile,
-                    "package profile missing on router",
-                    None,
-                    "absent",
-                    f"package {package.name}",
-                )
-            )
+            problems.append(Disagreement(None, name, PROFILE_MISSING, None, "absent", _profile_users(router, name)))
             continue
-        wanted = (package.upload_kbps, package.download_kbps)
-        actual = rate_kbps(profile.get("rate-limit", ""))
-        if actual != wanted:
+        if wanted.rate_limit is None:
+            continue  # only its existence is Sonjog's business
+        have = profile.get("rate-limit", "")
+        if rate_kbps(have) != rate_kbps(wanted.rate_limit):
             problems.append(
                 Disagreement(
                     None,
-                    package.router_profile,
-                    "profile rate differs from package",
+                    name,
+                    PROFILE_RATE_DIFFERS,
                     None,
-                    profile.get("rate-limit", "") or "unlimited",
-                    f"package {package.name} wants {package.rate_limit}",
+                    have or "unlimited",
+                    f"{_profile_users(router, name)} wants {wanted.rate_limit}",
                 )
             )
     return problems
+
+
+def _profile_users(router: Router, name: str) -> str:
+    names = [
+        package.name
+        for package in packages_held(router)
+        .filter(Q(router_profile=name) | Q(fup_router_profile=name, data_allowance_gb__isnull=False))
+        .order_by("pk")
+    ]
+    return f"package {', '.join(names)}" if names else "suspension"
 
 
 def served_subscribers(router: Router) -> Any:
@@ -267,6 +273,7 @@ def network_reconcile(router: Router | None = None) -> dict[str, RouterReport]:
         observed = report.observed
         now = timezone.now()
         to_repair: list[int] = []
+        profile_repairs = 0
         with transaction.atomic():
             by_name = {s.pppoe_username: s for s in served_subscribers(each)}
             for name, subscriber in by_name.items():
@@ -280,9 +287,14 @@ def network_reconcile(router: Router | None = None) -> dict[str, RouterReport]:
                 if item.customer_id is not None and item.username in by_name and not each.record_only:
                     to_repair.append(by_name[item.username].pk)
             outbox_enqueue_many(to_repair, "reconciler: drift repair")
+            if not each.record_only:
+                for item in report.disagreements:
+                    if item.kind in (PROFILE_MISSING, PROFILE_RATE_DIFFERS):
+                        profile_enqueue(router=each, profile=item.username, requested_by="reconciler: drift repair")
+                        profile_repairs += 1
             # It answered: commands waiting out a retry on it go now, not at their next attempt.
             outbox_router_answered(router=each)
-        report.repairs_queued = len(to_repair)
+        report.repairs_queued = len(to_repair) + profile_repairs
     if any(r.repairs_queued for r in reports.values()):
         from sonjog.network.tasks import drain_outbox_soon
 

@@ -155,6 +155,109 @@ def profiles(router: Router) -> dict[str, dict[str, str]]:
         raise DriverError(str(error)) from error
 
 
+@dataclasses.dataclass(frozen=True)
+class ProfileWanted:
+    """A PPP profile as the packages want it on one router. ``rate_limit`` None: only make sure it
+    exists (created with ``create_rate_limit``), never touch what staff set on it."""
+
+    name: str
+    rate_limit: str | None
+    create_rate_limit: str = ""
+    address_list: str = ""
+
+
+def ensure_profile(router: Router, wanted: ProfileWanted, sessions: Sessions | None = None) -> list[str]:
+    """Create or align one PPP profile on a MikroTik router. When the rate limit of an existing profile
+    changed, the live sessions in it are kicked: RouterOS sets a session's rate (a dynamic queue that
+    cannot be edited) only when it comes up, and PPPoE clients dial straight back in at the new rate.
+    Returns the actions taken ("profile.created", "profile.updated", "session.kicked:<name>")."""
+
+    def run(driver: mikrotik.MikrotikDriver) -> list[str]:
+        if wanted.rate_limit is None:
+            if wanted.name in driver.list_profiles():
+                return []
+            props = {"address_list": wanted.address_list} if wanted.address_list else {}
+            driver.ensure_profile(wanted.name, wanted.create_rate_limit or None, **props)
+            return ["profile.created"]
+        outcome, before = driver.align_profile(wanted.name, wanted.rate_limit)
+        actions = [] if outcome == "unchanged" else [f"profile.{outcome}"]
+        if before is not None and " ".join(before.get("rate-limit", "").split()) != wanted.rate_limit:
+            actions.extend(f"session.kicked:{name}" for name in driver.kick_profile_sessions(wanted.name))
+        return actions
+
+    try:
+        if sessions is not None:
+            return run(sessions.driver(router))
+        with mikrotik.MikrotikDriver(mikrotik_config(router)) as driver:
+            return run(driver)
+    except mikrotik.RouterError as error:
+        if sessions is not None:
+            sessions.discard(router)
+        raise DriverError(str(error)) from error
+
+
+def change_session_rate(router: Router, username: str, rate_limit: str) -> list[str]:
+    """Give one RADIUS subscriber's live session a new rate: a CoA-Request with Mikrotik-Rate-Limit
+    where the NAS takes it, else (or when it refuses) a Disconnect-Request, so the session re-authorises
+    against the RADIUS rows, which already hold the new rate. Every answer is returned as an action
+    ("coa.ack:<user>", "coa.nak:<user>:<Error-Cause>", "disconnect.ack:<user>"...); raises
+    DriverError when the NAS could not be brought to apply it (no answer, a refused Disconnect)."""
+    from sonjog.network.radius import coa
+    from sonjog.network.radius_sessions import open_session
+
+    session = open_session(username)
+    if session is None:
+        return []  # nothing online: the next login reads the already-correct RADIUS rows
+    identity = {
+        "username": username,
+        "session_id": session.get("acctsessionid"),
+        "framed_ip": session.get("framedipaddress"),
+    }
+    actions: list[str] = []
+    if router.supports_coa:
+        result = coa.send_coa(
+            router.address,
+            router.coa_port,
+            router.radius_secret,
+            attributes={"Mikrotik-Rate-Limit": rate_limit},
+            **identity,  # type: ignore[arg-type]
+        )
+        if result.outcome == "ack":
+            return [f"coa.ack:{username}"]
+        if result.outcome != "nak":
+            raise DriverError(f"CoA-Request to {router.address}:{router.coa_port} {result.outcome}: {result.reason}")
+        if result.error_cause == 503:
+            return [f"coa.nak:{username}:503"]  # the session is gone: its next login gets the new rate
+        actions.append(f"coa.nak:{username}:{result.error_cause or ''}")
+    result = coa.send_disconnect(router.address, router.coa_port, router.radius_secret, **identity)  # type: ignore[arg-type]
+    if result.outcome == "ack":
+        return [*actions, f"disconnect.ack:{username}"]
+    if result.outcome == "nak" and result.error_cause == 503:
+        return [*actions, f"disconnect.nak:{username}:503"]
+    raise DriverError(
+        f"{', '.join(actions) + '; ' if actions else ''}Disconnect-Request to {router.address}:{router.coa_port} "
+        f"{result.outcome}: {result.reason}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RouterReading:
+    """What "Read from router" shows: identity and resources, and the PPP profiles."""
+
+    details: dict[str, str]
+    profiles: dict[str, dict[str, str]]
+
+
+def read(router: Router) -> RouterReading:
+    if router.driver != DriverKind.MIKROTIK:
+        raise DriverError(f"{router.name} uses the {router.driver} driver; only MikroTik routers can be read")
+    try:
+        with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=15.0)) as driver:
+            return RouterReading(details=driver.test_connection(), profiles=driver.list_profiles())
+    except mikrotik.RouterError as error:
+        raise DriverError(str(error)) from error
+
+
 def test(router: Router) -> mikrotik.ConnectionTestResult:
     if router.driver == DriverKind.MIKROTIK:
         return mikrotik.test_connection(mikrotik_config(router))

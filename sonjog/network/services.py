@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from sonjog.core.models import AuditEvent
 from sonjog.customers.models import SessionState, Subscriber, SyncState
+from sonjog.network import profiles
 from sonjog.network import router_io as drivers
 from sonjog.network.desired import desired_secret
 from sonjog.network.exceptions import NetworkError
@@ -31,46 +32,25 @@ from sonjog.network.models import (
     Router,
     RouterBackup,
 )
-from sonjog.operators.models import Operator
+from sonjog.network.routers import router_create, router_set_active, router_update
+
+__all__ = [
+    "fair_usage_apply",
+    "outbox_drain",
+    "outbox_enqueue",
+    "outbox_execute",
+    "outbox_retry",
+    "outbox_router_answered",
+    "router_backup",
+    "router_connection_test",
+    "router_create",
+    "router_for",
+    "router_read",
+    "router_set_active",
+    "router_update",
+]
 
 logger = logging.getLogger(__name__)
-
-
-def router_create(
-    *,
-    operator: Operator,
-    name: str,
-    address: str,
-    driver: str = DriverKind.MIKROTIK,
-    api_port: int = 8728,
-    use_tls: bool = False,
-    username: str = "admin",
-    password: str = "",
-    radius_secret: str = "",
-    coa_port: int = 3799,
-    record_only: bool = False,
-    suspend_mode: str = "disable",
-) -> Router:
-    if driver not in DriverKind.values:
-        raise NetworkError(f"unknown driver '{driver}'; use one of {', '.join(DriverKind.values)}")
-    if Router.objects.filter(operator=operator, name=name).exists():
-        raise NetworkError(f"a router named '{name}' already exists")
-    router = Router(
-        operator=operator,
-        name=name,
-        address=address,
-        driver=driver,
-        api_port=api_port,
-        use_tls=use_tls,
-        username=username,
-        coa_port=coa_port,
-        record_only=record_only,
-        suspend_mode=suspend_mode,
-    )
-    router.password = password
-    router.radius_secret = radius_secret
-    router.save()
-    return router
 
 
 def router_for(subscriber: Subscriber) -> Router | None:
@@ -197,6 +177,10 @@ def _execute_claimed(command_id: int, sessions: drivers.Sessions | None) -> str:
     command = OutboxCommand.objects.select_related("router", "subscriber__package").get(pk=command_id)
     subscriber, router = command.subscriber, command.router
     desired = desired_secret(subscriber, router)
+    if router.driver == DriverKind.MIKROTIK:
+        # A secret needs its profile on the router first: a new package's first subscribers would be
+        # refused otherwise, if their commands ran before the package's profile command.
+        profiles.profiles_run_due(router=router, profile=desired.profile, sessions=sessions)
     started = timezone.now()
     try:
         outcome = drivers.apply(router, subscriber, desired, sessions)
@@ -285,6 +269,9 @@ def outbox_drain(*, limit: int = 1000) -> dict[str, int]:
     counts: dict[str, int] = {}
     seen: set[int] = set()
     with drivers.Sessions() as sessions:
+        # Profiles first: the secrets that follow may need them.
+        for status, count in profiles.profiles_drain(sessions=sessions, limit=limit).items():
+            counts[f"profile_{status}"] = count
         while len(seen) < limit:
             due = [
                 pk
@@ -314,6 +301,7 @@ def outbox_router_answered(*, router: Router) -> int:
         woken = OutboxCommand.objects.filter(
             router=router, status=OutboxStatus.PENDING, next_attempt_at__gt=now
         ).update(next_attempt_at=now)
+        woken += profiles.profiles_wake(router=router)
         if woken:
             from sonjog.network.tasks import drain_outbox_soon
 
@@ -355,6 +343,26 @@ def router_connection_test(*, router: Router) -> drivers.mikrotik.ConnectionTest
         if result.ok and router.driver == DriverKind.MIKROTIK:  # others have nothing to connect to
             outbox_router_answered(router=router)
     return result
+
+
+def router_read(*, router: Router) -> drivers.RouterReading:
+    """Read the router's identity, resources and PPP profiles now ("Read from router"); a router that
+    answers counts as a passed connection test, one that does not as a failed one."""
+    try:
+        reading = drivers.read(router)
+    except drivers.DriverError as error:
+        Router.objects.filter(pk=router.pk).update(
+            last_test_at=timezone.now(), last_test_ok=False, last_test_message=str(error)[:300]
+        )
+        raise
+    with transaction.atomic():
+        Router.objects.filter(pk=router.pk).update(
+            last_test_at=timezone.now(),
+            last_test_ok=True,
+            last_test_message=f"read: RouterOS {reading.details.get('version', '')}"[:300],
+        )
+        outbox_router_answered(router=router)
+    return reading
 
 
 def router_backup(router: Router) -> RouterBackup:

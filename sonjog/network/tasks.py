@@ -1,6 +1,6 @@
-"""Network jobs run on demand: one router command, and "drain the outbox now". The periodic network
-jobs (outbox drain, reconciler, session sampler) are scheduled and recorded by automation
-(`sonjog.automation.tasks`); the overdue sweep is a flow (`sonjog.flows.tasks`)."""
+"""Network jobs run on demand: one router command, one profile command, and "drain the outbox now". The
+periodic network jobs (outbox drain, reconciler, session sampler) are scheduled and recorded by
+automation (`sonjog.automation.tasks`); the overdue sweep is a flow (`sonjog.flows.tasks`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 
 from sonjog.core.jobs import releases_connection
-from sonjog.network import services
+from sonjog.network import profiles, services
 
 # The periodic drain's task name, queueing lock and run-record name (automation.registry lists it).
 DRAIN_TASK = "network.drain_outbox"
@@ -30,3 +30,9 @@ def drain_outbox_soon() -> None:
     it is deferred here by its registered name, so the network app needs nothing above it."""
     with contextlib.suppress(AlreadyEnqueued), transaction.atomic():
         app.configure_task(name=DRAIN_TASK, queue="network", queueing_lock=DRAIN_TASK).defer()
+
+
+@app.task(name="network.execute_profile_command", queue="network")
+@releases_connection
+def execute_profile_command(command_id: int) -> str:
+    return profiles.profile_execute(command_id)

@@ -1,4 +1,10 @@
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Group, User
+from django.db.models import ManyToManyField
+from django.http import HttpRequest
 
 from sonjog.core.admin_base import AuditedAdmin
 from sonjog.operators.models import Operator, Staff
@@ -30,3 +36,24 @@ class StaffAdmin(AuditedAdmin):
         super().perform_save(request, obj, form, change)
         # A new role carries its own permissions: the login's groups follow it.
         staff_role_sync(staff=obj)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StaffAwareUserAdmin(UserAdmin):
+    """Django's user admin, except that a staff login's role group is not one of its editable groups:
+    it follows the login's role (change that on the staff row, or in the console), so the admin can
+    never leave a staff login without its role's permissions (ADR 0013)."""
+
+    def formfield_for_manytomany(self, db_field: ManyToManyField, request: HttpRequest, **kwargs: Any) -> Any:  # type: ignore[type-arg]
+        if db_field.name == "groups":
+            kwargs["queryset"] = Group.objects.filter(operator_role__isnull=True)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        staff = Staff.objects.filter(user=form.instance).select_related("user", "operator").first()
+        if staff is not None:
+            staff_role_sync(staff=staff)

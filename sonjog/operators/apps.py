@@ -5,22 +5,22 @@ from django.db.models.signals import post_migrate
 
 
 def _refresh_role_groups(**kwargs: Any) -> None:
-    """After every migrate, give each staff role's group exactly the permissions the code grants it:
-    a role that gains a permission in a release (support may now read the message log) gains it for
-    the logins that already exist, not only for new ones. Only groups already in use are touched."""
+    """After every migrate, give each operator's role group exactly the permissions its role has (the
+    built-in default with the operator's overrides): a role that gains a permission in a release (support
+    may now read the message log) gains it for the logins that already exist, not only for new ones."""
     from django.apps import apps
-    from django.contrib.auth.models import Group
+    from django.db import connections
 
-    from sonjog.operators.services import ROLE_PERMISSIONS, role_group
+    from sonjog.operators.staffing import operator_roles_refresh_all
 
     # The signal comes once per app; act on the last one, when every app's permissions exist.
     with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
     if kwargs.get("app_config") is not with_models[-1]:
         return
-    existing = set(Group.objects.filter(name__startswith="role:").values_list("name", flat=True))
-    for role in ROLE_PERMISSIONS:
-        if f"role:{role}" in existing:
-            role_group(role)
+    # A migrate back to before the roles' table (operators 0005) has no roles to refresh.
+    if "operators_operatorrole" not in connections[kwargs.get("using", "default")].introspection.table_names():
+        return
+    operator_roles_refresh_all()
 
 
 class OperatorsConfig(AppConfig):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +21,24 @@ class BillingCycle(models.TextChoices):
     CALENDAR = "calendar", _("Calendar month (1st)")
     ANNIVERSARY = "anniversary", _("Activation anniversary")
     FIXED_DAY = "fixed_day", _("Fixed day of month")
+
+
+class ConsoleModule(models.TextChoices):
+    """The console sections an operator's staff may be given (module access, set by the operator's
+    parent). The dashboard, the subscribers and the login's own account are always there; which
+    permissions each module covers is `sonjog.operators.modules.module_of_permission`."""
+
+    COLLECTION = "collection", _("Collection")
+    BILLING = "billing", _("Billing")
+    NETWORK = "network", _("Network")
+    MESSAGING = "messaging", _("Messaging")
+    CATALOG = "catalog", _("Packages and zones")
+    AUTOMATION = "automation", _("Schedule and reminders")
+    RESELLERS = "resellers", _("Resellers")
+
+
+def all_modules() -> list[str]:
+    return list(ConsoleModule.values)
 
 
 class Operator(models.Model):
@@ -71,12 +90,23 @@ class Operator(models.Model):
     vat_inclusive = models.BooleanField(_("prices include VAT"), default=True)
     prorate_first_period = models.BooleanField(_("prorate the first period"), default=True)
     prorate_last_period = models.BooleanField(_("prorate the last period"), default=True)
+    # Module access: the console sections this operator's staff see. Always a subset of the parent's
+    # (the services narrow the whole subtree when a parent loses one), so it is the effective set.
+    modules = ArrayField(
+        models.CharField(max_length=20, choices=ConsoleModule.choices),
+        verbose_name=_("console sections"),
+        default=all_modules,
+        blank=True,
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["path"]
-        permissions = [("backdate_closed_period", "Can date money into a period whose books are closed")]
+        permissions = [
+            ("backdate_closed_period", "Can date money into a period whose books are closed"),
+            ("manage_operators", "Can create and change resellers of its subtree"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(billing_day__gte=1, billing_day__lte=31), name="operator_billing_day"),
             models.CheckConstraint(condition=Q(vat_rate__gte=0, vat_rate__lt=100), name="operator_vat_rate"),
@@ -84,6 +114,7 @@ class Operator(models.Model):
                 condition=Q(customer_id_digits__gte=1, customer_id_digits__lte=12), name="operator_cid_digits"
             ),
             models.CheckConstraint(condition=~Q(parent=models.F("id")), name="operator_not_own_parent"),
+            models.CheckConstraint(condition=Q(modules__contained_by=all_modules()), name="operator_known_modules"),
         ]
 
     def __str__(self) -> str:
@@ -92,6 +123,45 @@ class Operator(models.Model):
     @property
     def depth(self) -> int:
         return self.path.count("/") - 2
+
+
+class SettingsChangeStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    APPLIED = "applied", _("Applied")
+    CANCELLED = "cancelled", _("Cancelled")
+    REFUSED = "refused", _("Refused")
+
+
+class OperatorSettingsChange(models.Model):
+    """Billing settings an operator has changed, waiting for the first day of its next period
+    (`effective_from`), when the hourly job copies them onto the operator (ADR 0011). At most one is
+    pending per operator: a later change replaces it."""
+
+    operator = models.ForeignKey(Operator, on_delete=models.PROTECT, related_name="settings_changes")
+    # Setting name -> its new value as text (the Operator column's own text form).
+    values = models.JSONField()
+    effective_from = models.DateField()
+    status = models.CharField(max_length=10, choices=SettingsChangeStatus.choices, default=SettingsChangeStatus.PENDING)
+    # Why a pending change was refused when its day came (bills issued for its periods meanwhile).
+    reason = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["operator"], condition=Q(status="pending"), name="operator_one_pending_settings_change"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending", decided_at__isnull=True)
+                | (~Q(status="pending") & Q(decided_at__isnull=False)),
+                name="operator_settings_change_decided",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operator.code} from {self.effective_from:%Y-%m-%d} ({self.status})"
 
 
 class StaffRole(models.TextChoices):
@@ -118,3 +188,58 @@ class Staff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.operator.code} ({self.role})"
+
+
+class Landing(models.TextChoices):
+    """Where a role lands after sign-in (`sonjog.operators.roles`)."""
+
+    DASHBOARD = "dashboard", _("Dashboard")
+    COLLECT = "collect", _("Take a payment")
+    BILLING = "billing", _("Billing")
+    SUBSCRIBERS = "subscribers", _("Subscribers")
+    NETWORK = "network", _("Network")
+    MESSAGING = "messaging", _("Messaging")
+
+
+class OperatorRole(models.Model):
+    """One operator's version of a built-in role (ADR 0013): its name, its landing page and its
+    permissions, which its own auth Group carries. Every staff login of the operator with that role
+    is a member of the group and of no other role's group; a database trigger holds that line."""
+
+    operator = models.ForeignKey(Operator, on_delete=models.PROTECT, related_name="roles")
+    base_role = models.CharField(_("role"), max_length=20, choices=StaffRole.choices)
+    name = models.CharField(_("name"), max_length=60, blank=True, help_text=_("Empty: the built-in role's name"))
+    landing = models.CharField(
+        _("lands on"), max_length=20, choices=Landing.choices, blank=True, help_text=_("Empty: the built-in role's")
+    )
+    group = models.OneToOneField("auth.Group", on_delete=models.PROTECT, related_name="operator_role")
+
+    class Meta:
+        permissions = [
+            ("manage_staff", "Can create staff, change their roles and reset their passwords"),
+            ("act_for_resellers", "Can see and work in the accounts of the operator's resellers"),
+            ("view_dashboard", "Can see the dashboard's business figures"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "base_role"], name="operatorrole_one_per_base_role"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or str(StaffRole(self.base_role).label)
+
+
+class RoleOverride(models.Model):
+    """Where an operator's role differs from the built-in default: one permission granted or taken
+    away. Everything else follows the built-in role, release after release."""
+
+    role = models.ForeignKey(OperatorRole, on_delete=models.CASCADE, related_name="overrides")
+    permission = models.ForeignKey("auth.Permission", on_delete=models.CASCADE, related_name="+")
+    granted = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["role", "permission"], name="roleoverride_one_per_permission"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {'+' if self.granted else '-'}{self.permission_id}"

@@ -56,6 +56,9 @@ def test_a_clerk_adds_a_static_ip_and_finds_it_on_next_months_invoice(live_serve
     page.fill("#id_username", clerk.username)
     page.fill("#id_password", PASSWORD)
     page.click("button:has-text('Sign in')")
+    # A billing clerk lands on billing (ADR 0013); the dashboard is one click away.
+    expect(page.locator("main h1")).to_have_text("Period summary")
+    page.click("nav >> text=Dashboard")
     expect(page.locator("main h1")).to_have_text("Dashboard")
     expect(page.locator("#card-addon_revenue .value")).to_have_text("৳0")
 

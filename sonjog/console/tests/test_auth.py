@@ -26,7 +26,8 @@ def test_sign_in_and_out(tree):
     user = tree.north.staff["billing_clerk"]
     client = Client()
     response = sign_in(client, user.username, PASSWORD)
-    assert response.status_code == 302 and response["Location"] == reverse("console:dashboard")
+    # A billing clerk lands on billing (ADR 0013), and may open the dashboard too.
+    assert response.status_code == 302 and response["Location"] == reverse("console:billing")
     assert client.get(reverse("console:dashboard")).status_code == 200
     assert AccessLog.objects.filter(username=user.username).count() == 1
     client.post(reverse("console:logout"))

@@ -32,8 +32,10 @@ from sonjog.core.tests.hostile import hostile_text, money_snapshot
 from sonjog.customers.models import Subscriber
 from sonjog.flows.payments import payment_receive
 from sonjog.flows.subscribers import subscriber_addon_activate
+from sonjog.network.services import router_create
 from sonjog.notifications.models import ProviderAccount
 from sonjog.notifications.services import provider_account_create, template_save
+from sonjog.operators.models import Staff
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +94,7 @@ def world(tree: Tree) -> World:
             "invoice": invoice,
             "addon": running,
             "offered_addon": offered,
+            "router": router_create(operator=root.operator, name="Fuzz router", address="127.0.0.1", api_port=9),
         },
     )
 
@@ -103,6 +106,37 @@ class FormPost:
     name: str
     url: Callable[[World], str]
     valid: Callable[[World], dict[str, str]]
+
+
+def _operator_settings(operator: Any) -> dict[str, str]:
+    """An operator's edit form as the browser posts it."""
+    names = [
+        "name",
+        "currency",
+        "time_zone",
+        "phone_country",
+        "customer_id_prefix",
+        "customer_id_infix",
+        "customer_id_postfix",
+        "customer_id_digits",
+        "billing_mode",
+        "billing_cycle",
+        "billing_day",
+        "due_days",
+        "grace_days",
+        "vat_rate",
+        "bin_number",
+        "document_address",
+        "document_phone",
+    ]
+    return {
+        **{name: str(getattr(operator, name)) for name in names},
+        "vat_inclusive": "inclusive" if operator.vat_inclusive else "exclusive",
+    }
+
+
+def _staff_pk(world: World, role: str) -> int:
+    return Staff.objects.get(user=world.tree.north.staff[role]).pk
 
 
 def _subscriber_url(name: str) -> Callable[[World], str]:
@@ -375,6 +409,122 @@ FORMS: list[FormPost] = [
         lambda w: reverse("console:messaging_account_active", args=[w.rows["account"].pk]),
         lambda w: {"active": "1"},
     ),
+    FormPost(
+        "router_create",
+        lambda w: reverse("console:router_create"),
+        lambda w: {
+            "operator": str(w.tree.root.operator.pk),
+            "name": "Fuzz router 2",
+            "driver": "mikrotik",
+            "address": "127.0.0.1",
+            "api_port": "9",
+            "use_tls": "",
+            "username": "admin",
+            "password": "fuzz-pass",
+            "radius_secret": "",
+            "coa_port": "3799",
+            "supports_coa": "on",
+            "zones": str(w.tree.root.zone.pk),
+            "record_only": "",
+            "suspend_mode": "disable",
+            "suspended_profile": "suspended",
+            "suspended_address_list": "suspended",
+        },
+    ),
+    FormPost(
+        "router_edit",
+        lambda w: reverse("console:router_edit", args=[w.rows["router"].pk]),
+        lambda w: {
+            "name": "Fuzz router",
+            "driver": "mikrotik",
+            "address": "127.0.0.1",
+            "api_port": "9",
+            "use_tls": "",
+            "username": "admin",
+            "password": "",
+            "radius_secret": "",
+            "coa_port": "3799",
+            "supports_coa": "on",
+            "zones": str(w.tree.root.zone.pk),
+            "record_only": "",
+            "suspend_mode": "disable",
+            "suspended_profile": "suspended",
+            "suspended_address_list": "suspended",
+        },
+    ),
+    FormPost(
+        "router_active",
+        lambda w: reverse("console:router_active", args=[w.rows["router"].pk]),
+        lambda w: {"active": "1"},
+    ),
+    FormPost(
+        "operator_create",
+        lambda w: reverse("console:operator_create"),
+        lambda w: {
+            **_operator_settings(w.tree.north.operator),
+            "parent": str(w.tree.root.operator.pk),
+            "code": "fuzz-reseller",
+            "name": "Fuzz reseller",
+            "customer_id_prefix": "FZ",
+            "modules": "billing",
+            "owner_username": "fuzz-owner",
+            "owner_password": "Fuzz-owner-pass-1",
+            "owner_email": "",
+        },
+    ),
+    FormPost(
+        "operator_edit",
+        lambda w: reverse("console:operator_edit", args=[w.tree.north.operator.pk]),
+        lambda w: {**_operator_settings(w.tree.north.operator), "modules": "collection"},
+    ),
+    FormPost(
+        "operator_active",
+        lambda w: reverse("console:operator_active", args=[w.tree.north.operator.pk]),
+        lambda w: {"active": "1"},
+    ),
+    FormPost(
+        "staff_create",
+        lambda w: reverse("console:staff_create"),
+        lambda w: {
+            "operator": str(w.tree.root.operator.pk),
+            "username": "fuzz-staff",
+            "name": "Fuzz Staff",
+            "email": "",
+            "phone": "",
+            "role": "collector",
+            "sees_subtree": "on",
+            "password_choice": "generate",
+            "password": "",
+        },
+    ),
+    FormPost(
+        "staff_edit",
+        lambda w: reverse("console:staff_edit", args=[_staff_pk(w, "collector")]),
+        lambda w: {"name": "Fuzz Staff", "email": "", "phone": "", "role": "collector", "sees_subtree": "on"},
+    ),
+    FormPost(
+        "staff_active",
+        lambda w: reverse("console:staff_active", args=[_staff_pk(w, "support")]),
+        lambda w: {"active": "1"},
+    ),
+    FormPost(
+        "staff_password",
+        lambda w: reverse("console:staff_password", args=[_staff_pk(w, "support")]),
+        lambda w: {"password_choice": "type", "password": "Fuzz-pass-123"},
+    ),
+    FormPost(
+        "role_edit",
+        lambda w: reverse("console:role_edit", args=[w.tree.north.operator.pk]),
+        lambda w: {
+            "role": "collector",
+            "name": "",
+            "landing": "",
+            "cell_subscribers_view": "on",
+            "cell_payments_act": "on",
+            "cell_special_resellers": "on",
+            "action": "",
+        },
+    ),
     FormPost("language", lambda w: reverse("console:language"), lambda w: {"language": "en", "next": "/"}),
 ]
 FORMS_BY_NAME = {form.name: form for form in FORMS}
@@ -384,11 +534,13 @@ NO_FORM_FIELDS = {
     "logout",
     "logout_everywhere",
     "router_test",
+    "router_read",
     "outbox_retry",
     "automation_run",
     "automation_rule_remove",
     "messaging_credit_resend",
     "messaging_message_resend",
+    "operator_settings_cancel",
 }
 # Every query parameter any console view reads.
 QUERY_PARAMETERS = [
@@ -418,6 +570,7 @@ QUERY_PARAMETERS = [
     "before",
     "back",
     "next",
+    "role",
 ]
 # An event stream never ends; it reads no parameters.
 ENDLESS = {"dashboard_stream"}
@@ -453,6 +606,7 @@ PAGE_URLS: dict[str, Callable[[World], str]] = {
     "receipt": lambda w: reverse("console:receipt", args=[w.rows["receipt"].pk]),
     "messaging_template_edit": lambda w: reverse("console:messaging_template_edit", args=["due_reminder", "sms", "en"]),
     "messaging_account_edit": lambda w: reverse("console:messaging_account_edit", args=[w.rows["account"].pk]),
+    "role_edit": lambda w: reverse("console:role_edit", args=[w.tree.north.operator.pk]),
 }
 
 

@@ -95,7 +95,7 @@ def test_fifty_wrong_passwords_lock_the_console_login_until_the_cool_off(tree, c
 
     clock.shift(dt.timedelta(minutes=5, seconds=1))
     assert sign_in(client, user.username, PASSWORD).status_code == 302
-    assert client.get(reverse("console:dashboard")).status_code == 200
+    assert client.get(reverse("console:collect")).status_code == 200  # a collector's own page
 
 
 def test_fifty_wrong_passwords_lock_the_admin_login_too(superuser, clock):
@@ -223,7 +223,7 @@ def _enrol(client, user) -> TOTPDevice:
 def test_totp_enrol_then_sign_in_with_a_code(tree, clock):
     user = tree.north.staff["billing_clerk"]
     client = Client()
-    assert sign_in(client, user.username, PASSWORD)["Location"] == reverse("console:dashboard")
+    assert sign_in(client, user.username, PASSWORD)["Location"] == reverse("console:billing")  # a clerk's landing
     device = _enrol(client, user)
     assert "Two-factor sign-in is on" in client.get(reverse("console:two_factor")).content.decode()
     client.post(reverse("console:logout"))
@@ -257,7 +257,7 @@ def test_totp_enrol_then_sign_in_with_a_code(tree, clock):
     response = laptop.post(reverse("console:two_factor"), {"action": "disable", "code": totp_code(device.key)})
     assert response.status_code == 302
     assert not TOTPDevice.objects.filter(user=user).exists()
-    assert sign_in(Client(), user.username, PASSWORD, address="10.0.0.3")["Location"] == reverse("console:dashboard")
+    assert sign_in(Client(), user.username, PASSWORD, address="10.0.0.3")["Location"] == reverse("console:billing")
 
 
 def test_too_many_wrong_codes_end_the_half_signed_in_session_and_lock(tree, clock):
@@ -297,7 +297,7 @@ def test_roles_listed_in_the_setting_must_enrol_first(tree, settings, clock):
     assert TOTPDevice.objects.filter(user=owner, confirmed=True).exists()
     # Other roles are untouched.
     clerk = tree.root.staff["billing_clerk"]
-    assert sign_in(Client(), clerk.username, PASSWORD)["Location"] == reverse("console:dashboard")
+    assert sign_in(Client(), clerk.username, PASSWORD)["Location"] == reverse("console:billing")
 
 
 def test_an_operator_can_require_two_factor_for_its_money_roles(tree):
@@ -309,9 +309,9 @@ def test_an_operator_can_require_two_factor_for_its_money_roles(tree):
     assert sign_in(Client(), clerk.username, PASSWORD)["Location"].startswith(enrol)
     # Another operator's logins, and the roles that handle no money, are untouched.
     assert sign_in(Client(), tree.root.staff["owner"].username, PASSWORD)["Location"] == reverse("console:dashboard")
-    for role in ("collector", "support"):
+    for role, landing in (("collector", "console:collect"), ("support", "console:subscribers")):
         user = tree.north.staff[role]
-        assert sign_in(Client(), user.username, PASSWORD)["Location"] == reverse("console:dashboard")
+        assert sign_in(Client(), user.username, PASSWORD)["Location"] == reverse(landing)
 
 
 def test_unknown_required_roles_are_a_configuration_error(tree, settings):

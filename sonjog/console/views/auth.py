@@ -34,6 +34,7 @@ from sonjog.console import services, twofactor
 from sonjog.console.access import SESSION_EPOCH_KEY, console_view, scope_for
 from sonjog.console.exceptions import ConsoleError
 from sonjog.console.forms import LoginForm
+from sonjog.console.landing import landing_url
 from sonjog.console.twofactor import SecondFactor
 from sonjog.console.twofactor_forms import CodeForm
 from sonjog.console.views.common import page, safe_next
@@ -79,7 +80,12 @@ def _signed_in(request: HttpRequest, user: User) -> HttpResponse:
     request.session[SESSION_EPOCH_KEY] = profile.session_epoch
     state = twofactor.state_for(user)
     twofactor.remember(request, state)
-    target = safe_next(request, reverse("console:dashboard"))
+    # Each role lands where its work is; a "next" of the site's front page (where an unsigned visitor
+    # is sent from) is no reason to land elsewhere.
+    landing = landing_url(user)
+    target = safe_next(request, landing)
+    if target == reverse("console:dashboard"):
+        target = landing
     if state is SecondFactor.VERIFY:
         target = _with_next("console:two_factor_verify", target)
     elif state is SecondFactor.ENROL:

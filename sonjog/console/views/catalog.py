@@ -1,5 +1,5 @@
-"""Packages, add-ons and zones: list, create, edit (packages and zones through console-local
-services, add-ons through the catalogue's)."""
+"""Packages, add-ons and zones: list, create, edit (packages through `flows.catalog`, which pushes
+their profiles to the routers; add-ons through the catalogue's services; zones through customers')."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from sonjog.console.views.common import page
 from sonjog.customers import services as customers_services
 from sonjog.customers.exceptions import ZoneError
 from sonjog.customers.models import Zone
+from sonjog.flows import catalog as catalog_flows
+from sonjog.network.exceptions import NetworkError, ProfileConflict
 
 
 @console_view("catalog.view_package")
@@ -38,8 +40,10 @@ def package_create_view(request: HttpRequest) -> HttpResponse:
         data = dict(form.cleaned_data)
         operator = data.pop("operator") or scope.home
         try:
-            package = catalog_services.package_create(operator=operator, actor=request.user, **data)  # type: ignore[arg-type]
-        except CatalogError as error:
+            package = catalog_flows.package_create(operator=operator, actor=request.user, **data)  # type: ignore[arg-type]
+        except ProfileConflict as error:
+            form.add_error("router_profile", str(error))
+        except (CatalogError, NetworkError) as error:
             form.add_error("name", str(error))
         else:
             messages.success(request, _("Package %(name)s created.") % {"name": package.name})
@@ -59,8 +63,10 @@ def package_edit_view(request: HttpRequest, package_id: int) -> HttpResponse:
         data = dict(form.cleaned_data)
         data.pop("operator", None)
         try:
-            catalog_services.package_update(package=package, actor=request.user, **data)  # type: ignore[arg-type]
-        except CatalogError as error:
+            catalog_flows.package_update(package=package, actor=request.user, **data)  # type: ignore[arg-type]
+        except ProfileConflict as error:
+            form.add_error("router_profile", str(error))
+        except (CatalogError, NetworkError) as error:
             form.add_error("name", str(error))
         else:
             messages.success(request, _("Package %(name)s saved.") % {"name": data["name"]})

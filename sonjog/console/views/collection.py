@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from sonjog.console import selectors
@@ -28,20 +29,33 @@ def collect_view(request: HttpRequest) -> HttpResponse:
     return page(request, "console/collect.html", context, status=400 if error else 200)
 
 
-@console_view("billing.view_payment")
+@console_view()
 def day_sheet_view(request: HttpRequest) -> HttpResponse:
+    """A day's payments. Who may see payments sees everyone's (their own by default when they do not
+    see the bills); a login that only takes payments (a collector) sees its own and nobody else's."""
     scope = scope_of(request)
+    sees_payments = request.user.has_perm("billing.view_payment")
+    if not sees_payments and not request.user.has_perm("billing.add_payment"):
+        raise PermissionDenied
     defaults: dict[str, Any] = {"day": today_for(scope)}
-    if not request.GET and not request.user.has_perm("billing.view_bill"):
-        # A collector opens their own sheet by default.
+    if not sees_payments or (not request.GET and not request.user.has_perm("billing.view_bill")):
         defaults["collector"] = request.user
-    params = {name: request.GET[name] for name in ("day", "collector") if name in request.GET}
+    names = ("day", "collector") if sees_payments else ("day",)
+    params = {name: request.GET[name] for name in names if name in request.GET}
     filters = selectors.payment_filters(scope, params or None, defaults=defaults)
     form = filters.form
     day, collector = filters.value("day"), filters.value("collector")
-    sheet = selectors.payment_sheet(filters.qs)
+    payments = filters.qs if sees_payments else filters.qs.filter(collector=request.user)
+    sheet = selectors.payment_sheet(payments)
     return page(
         request,
         "console/day_sheet.html",
-        {"form": form, "day": day, "collector": collector, "sheet": sheet, "currency": scope.home.currency},
+        {
+            "form": form,
+            "day": day,
+            "collector": collector if sees_payments else request.user,
+            "own_only": not sees_payments,
+            "sheet": sheet,
+            "currency": scope.home.currency,
+        },
     )

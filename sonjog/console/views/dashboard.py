@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -28,6 +28,7 @@ from django.utils.translation import ngettext
 from sonjog.billing.selectors import addon_revenue_by_period
 from sonjog.console import charts, formatting, selectors
 from sonjog.console.access import Scope, console_view, enter_console, scope_of
+from sonjog.console.landing import landing_url
 from sonjog.console.views.common import page, today_for
 from sonjog.core.money import ZERO
 from sonjog.operators.models import BillingMode
@@ -245,20 +246,27 @@ def _live_context(request: HttpRequest, scope: Scope) -> dict[str, Any]:
     }
 
 
-@console_view("customers.view_subscriber")
-def dashboard_view(request: HttpRequest) -> HttpResponse:
+# The business figures are for the roles that run the business: a collector or a support desk
+# opening "/" is sent to its own landing page instead (ADR 0013).
+DASHBOARD_PERMISSION = "operators.view_dashboard"
+
+
+@console_view()
+def dashboard_view(request: HttpRequest) -> HttpResponseBase:
+    if not request.user.has_perm(DASHBOARD_PERMISSION):
+        return HttpResponseRedirect(landing_url(request.user))  # type: ignore[arg-type]
     scope = scope_of(request)
     return page(request, "console/dashboard.html", _live_context(request, scope))
 
 
-@console_view("customers.view_subscriber")
+@console_view(DASHBOARD_PERMISSION)
 def dashboard_live_view(request: HttpRequest) -> HttpResponse:
     """The figures alone, for a swap (the stream's fallback when SSE is unavailable)."""
     scope = scope_of(request)
     return page(request, "console/partials/dashboard_live.html", _live_context(request, scope))
 
 
-@console_view("customers.view_subscriber")
+@console_view(DASHBOARD_PERMISSION)
 def dashboard_chart_view(request: HttpRequest) -> HttpResponse:
     """The twelve-period chart, loaded by the page after its figures (and again after each live
     refresh): history changes rarely and costs the most to sum, so it never delays the cards."""
@@ -296,7 +304,7 @@ async def dashboard_stream_view(request: HttpRequest) -> HttpResponseBase:
         entered = enter_console(request)
         if isinstance(entered, HttpResponse):
             return entered
-        if not request.user.has_perm("customers.view_subscriber"):
+        if not request.user.has_perm(DASHBOARD_PERMISSION):
             raise PermissionDenied
         return entered, set(entered.operator_ids), translation.get_language()
 

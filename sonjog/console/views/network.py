@@ -1,4 +1,5 @@
-"""Routers (with a connection test), the command outbox (with retry) and intent/router mismatches."""
+"""Routers (add, edit, deactivate, test the connection, read what the router holds), the command outbox
+(with retry) and intent/router mismatches."""
 
 from __future__ import annotations
 
@@ -10,10 +11,20 @@ from django.views.decorators.http import require_POST
 
 from sonjog.console import selectors
 from sonjog.console.access import console_view, scope_of
+from sonjog.console.forms.network import RouterActiveForm, RouterForm, router_initial
 from sonjog.console.views.common import page, page_of, safe_next
-from sonjog.network.exceptions import NetworkError
+from sonjog.network.exceptions import NetworkError, RouterNameTaken
 from sonjog.network.models import OutboxCommand, OutboxStatus, Router
-from sonjog.network.services import outbox_retry, router_connection_test
+from sonjog.network.profiles import router_profiles_wanted
+from sonjog.network.router_io import DriverError
+from sonjog.network.services import (
+    outbox_retry,
+    router_connection_test,
+    router_create,
+    router_read,
+    router_set_active,
+    router_update,
+)
 
 
 @console_view("network.view_router")
@@ -40,6 +51,129 @@ def router_test_view(request: HttpRequest, router_id: int) -> HttpResponse:
     else:
         messages.error(request, _("%(router)s: %(message)s") % {"router": router.name, "message": result.message})
     return redirect("console:routers")
+
+
+@console_view("network.add_router")
+def router_create_view(request: HttpRequest) -> HttpResponse:
+    scope = scope_of(request)
+    form = RouterForm(request.POST or None, scope=scope)
+    if request.method == "POST" and form.is_valid():
+        try:
+            router = router_create(
+                operator=form.owner(),
+                password=form.cleaned_data["password"],
+                radius_secret=form.cleaned_data["radius_secret"],
+                zones=form.cleaned_data["zones"],
+                actor=request.user,  # type: ignore[arg-type]
+                **form.settings(),
+            )
+        except NetworkError as error:
+            form.add_error("name" if isinstance(error, RouterNameTaken) else None, str(error))
+        else:
+            messages.success(
+                request,
+                _("Router %(name)s added. Test its connection to see that Sonjog can reach it.")
+                % {"name": router.name},
+            )
+            return redirect("console:routers")
+    return page(
+        request, "console/form_page.html", {"form": form, "title": _("New router")}, status=400 if form.errors else 200
+    )
+
+
+@console_view("network.change_router")
+def router_edit_view(request: HttpRequest, router_id: int) -> HttpResponse:
+    scope = scope_of(request)
+    router = scope.get_or_404(Router.objects.select_related("operator"), pk=router_id)
+    form = RouterForm(request.POST or None, initial=router_initial(router), scope=scope, editing=router)
+    if request.method == "POST" and form.is_valid():
+        try:
+            router_update(
+                router=router,
+                password=form.cleaned_data["password"] or None,
+                radius_secret=form.cleaned_data["radius_secret"] or None,
+                zones=form.cleaned_data["zones"],
+                actor=request.user,  # type: ignore[arg-type]
+                **form.settings(),
+            )
+        except NetworkError as error:
+            form.add_error("name" if isinstance(error, RouterNameTaken) else None, str(error))
+        else:
+            messages.success(request, _("Router %(name)s saved.") % {"name": form.cleaned_data["name"]})
+            return redirect("console:routers")
+    return page(
+        request,
+        "console/form_page.html",
+        {"form": form, "title": _("Edit router %(name)s") % {"name": router.name}},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+@console_view("network.change_router")
+def router_active_view(request: HttpRequest, router_id: int) -> HttpResponse:
+    router = scope_of(request).get_or_404(Router.objects.all(), pk=router_id)
+    form = RouterActiveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose active or inactive."))
+        return redirect("console:routers")
+    active = form.cleaned_data["active"]
+    router_set_active(router=router, is_active=active, actor=request.user)  # type: ignore[arg-type]
+    if active:
+        messages.success(
+            request, _("%(name)s is active again; its package profiles are being checked.") % {"name": router.name}
+        )
+    else:
+        messages.success(
+            request,
+            _(
+                "%(name)s is inactive: Sonjog sends it nothing; its waiting commands went to the routers that serve "
+                "those subscribers now."
+            )
+            % {"name": router.name},
+        )
+    return redirect("console:routers")
+
+
+@console_view("network.view_router")
+def router_read_view(request: HttpRequest, router_id: int) -> HttpResponse:
+    """What the router holds now: identity and resources, and its PPP profiles next to the ones the
+    packages want there."""
+    router = scope_of(request).get_or_404(Router.objects.select_related("operator"), pk=router_id)
+    wanted = router_profiles_wanted(router)
+    reading, error = None, ""
+    try:
+        reading = router_read(router=router)
+    except DriverError as failure:
+        error = str(failure)
+    rows = []
+    if reading is not None:
+        for name in sorted(set(reading.profiles) | set(wanted)):
+            have = reading.profiles.get(name)
+            want = wanted.get(name)
+            rows.append(
+                {
+                    "name": name,
+                    "rate_limit": (have or {}).get("rate-limit", ""),
+                    "address_list": (have or {}).get("address-list", ""),
+                    "local_address": (have or {}).get("local-address", ""),
+                    "remote_address": (have or {}).get("remote-address", ""),
+                    "on_router": have is not None,
+                    "wanted": want.rate_limit if want is not None and want.rate_limit else ("*" if want else ""),
+                }
+            )
+    return page(
+        request,
+        "console/router_read.html",
+        {
+            "router": router,
+            "reading": reading,
+            # RouterOS names ("cpu-load") as template names ("cpu_load").
+            "details": {key.replace("-", "_"): value for key, value in (reading.details if reading else {}).items()},
+            "error": error,
+            "profiles": rows,
+        },
+    )
 
 
 @console_view("network.view_outboxcommand")

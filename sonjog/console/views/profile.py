@@ -445,11 +445,16 @@ def invoice_void_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
     )
 
 
-@console_view("billing.view_payment")
+@console_view()
 def receipt_view(request: HttpRequest, payment_id: int) -> HttpResponse:
-    payment = scope_of(request).get_or_404(
-        Payment.objects.select_related("subscriber__operator", "collector"), pk=payment_id
-    )
+    # Who sees payments sees every receipt; a login that only takes payments (a collector) sees
+    # the receipts of the payments it took, and another collector's is as missing as any other.
+    payments = Payment.objects.select_related("subscriber__operator", "collector")
+    if not request.user.has_perm("billing.view_payment"):
+        if not request.user.has_perm("billing.add_payment"):
+            raise PermissionDenied
+        payments = payments.filter(collector_id=request.user.pk)
+    payment = scope_of(request).get_or_404(payments, pk=payment_id)
     receipt, reprint = receipt_show(payment=payment)
     content = receipt.content
     amount = Decimal(content["amount"])

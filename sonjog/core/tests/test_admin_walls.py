@@ -367,6 +367,7 @@ def test_a_role_changed_in_the_admin_carries_its_permissions(walls: Walls) -> No
     assert response.status_code == 302, response.content.decode()[:2000]
     user = type(clerk.user).objects.get(pk=clerk.user.pk)  # a fresh object: permissions are cached
     assert user.has_perm("billing.add_adjustment")
-    assert list(user.groups.values_list("name", flat=True)) == ["role:billing_clerk"]
+    # Exactly the group of the operator's own billing clerk role (ADR 0013).
+    assert list(user.groups.values_list("name", flat=True)) == [f"role:{walls.north.pk}:billing_clerk"]
     event = AuditEvent.objects.get(action="admin.change", detail__model="operators.staff")
     assert event.detail["before"] == {"role": "collector"} and event.detail["after"] == {"role": "billing_clerk"}

@@ -28,6 +28,11 @@ CID = "{cid}"  # the fixture subscriber's customer ID
 LONG = "x" * 10_000
 HUGE = "9" * 20
 PAY = ["--subscriber", CID, "--method", "cash"]
+SETUP = [
+    "--no-input",
+    *["--name", "Hostile ISP", "--code", "hostile", "--owner-username", "hostile-owner"],
+    *["--owner-password", "a-long-enough-pass-1"],
+]
 
 # Arguments each command must refuse before doing anything. Commands that run for long (demo, worker,
 # bench, seed, the emulator) appear here only with arguments that can never be accepted.
@@ -92,6 +97,23 @@ REFUSED: dict[str, list[list[str]]] = {
     "network_diff": [["--router", "\x00"], ["--router", LONG]],
     "network_reconcile": [["--router", "\x00"], ["--router", LONG]],
     "router_test": [["\x00"], [LONG], []],
+    "router_add": [
+        [],
+        ["\x00", "--operator", "nowhere", "--address", "127.0.0.1"],
+        [LONG, "--operator", "nowhere", "--address", "127.0.0.1"],
+        ["r", "--operator", "\x00", "--address", "127.0.0.1"],
+        ["r", "--operator", "nowhere", "--address", "127.0.0.1"],
+        ["r", "--operator", "nowhere", "--address", "\x00"],
+        ["r", "--operator", "nowhere", "--address", HUGE],
+        ["r", "--operator", "nowhere", "--address", LONG],
+        ["r", "--operator", "nowhere", "--address", "127.0.0.1", "--port", HUGE],
+        ["r", "--operator", "nowhere", "--address", "127.0.0.1", "--port", "0"],
+        ["r", "--operator", "nowhere", "--address", "127.0.0.1", "--port", "1e20"],
+        ["r", "--operator", "nowhere", "--address", "127.0.0.1", "--user", LONG],
+        ["r", "--operator", "nowhere", "--address", "127.0.0.1", "--zone", "\x00"],
+        ["r", "--operator", "nowhere", "--address", "127.0.0.1", "--driver", "\x00"],
+        ["r", "--operator", "nowhere", "--address", "127.0.0.1", "--coa-port", "-1"],
+    ],
     "outbox": [
         ["--limit", HUGE],
         ["--limit", "0"],
@@ -119,6 +141,33 @@ REFUSED: dict[str, list[list[str]]] = {
         ["--host", "\x00"],
         ["--host", HUGE],
         ["--host", LONG],
+    ],
+    "setup": [
+        ["--no-input"],
+        ["--no-input", "--name", "ISP", "--code", "isp", "--owner-username", "o"],
+        [*SETUP, "--name", "\x00"],
+        [*SETUP, "--code", LONG],
+        [*SETUP, "--currency", "\x00"],
+        [*SETUP, "--time-zone", "Mars/Olympus"],
+        [*SETUP, "--customer-id-digits", "1e20"],
+        [*SETUP, "--billing-mode", "sometimes"],
+        [*SETUP, "--billing-day", "NaN"],
+        [*SETUP, "--due-days", "-1"],
+        [*SETUP, "--vat-rate", "Infinity"],
+        [*SETUP, "--vat-rate", HUGE],
+        [*SETUP, "--address", LONG],
+        [*SETUP, "--owner-email", "\x00"],
+    ],
+    "staff_create": [
+        [],
+        ["--operator", "\x00", "--username", "x", "--role", "support"],
+        ["--operator", LONG, "--username", "x", "--role", "support"],
+        ["--operator", "nowhere", "--username", "x", "--role", "support"],
+        ["--operator", "nowhere", "--username", LONG, "--role", "support"],
+        ["--operator", "nowhere", "--username", "x\x00", "--role", "support"],
+        ["--operator", "nowhere", "--username", "x", "--role", LONG],
+        ["--operator", "nowhere", "--username", "x", "--role", "support", "--password", LONG],
+        ["--operator", "nowhere", "--username", "x", "--role", "support", "--phone", LONG],
     ],
     "worker": [
         ["--concurrency", "99999999999"],

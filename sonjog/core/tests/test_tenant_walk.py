@@ -83,6 +83,8 @@ from sonjog.network.models import (
     OnlineSample,
     OutboxCommand,
     OutboxStatus,
+    ProfileAttempt,
+    ProfileCommand,
     RadAcct,
     Router,
     RouterBackup,
@@ -161,6 +163,8 @@ ID_KINDS: dict[str, type[models.Model]] = {
     "account_id": ProviderAccount,
     "message_id": Message,
     "action_id": BulkAction,
+    "operator_id": Operator,
+    "staff_id": Staff,
 }
 if (_addon := _model("catalog.AddOn")) is not None:  # add-ons are new; the walk takes them when they exist
     ID_KINDS["addon_id"] = _addon
@@ -528,8 +532,31 @@ def _tenant_models() -> list[tuple[type[models.Model], str]]:
     return chosen
 
 
+# The one write a reseller's staff cause on rows of another operator, by design: a package of the
+# reseller's is pushed, as a PPP profile, to the routers of the operators above it, which serve its
+# subscribers (ADR 0012), and a pending command for the same profile there is refreshed rather than
+# repeated. A profile command only says "bring profile P on router R to what the packages say" (the
+# executor reads the packages when it runs), so it can carry nothing of the reseller's into the
+# parent's router. Profile commands (and their attempts) on the attacker's ancestors' routers are set
+# aside; the same rows on a sibling's router, and every other change, are still a breach.
+_UPSTREAM: dict[str, list[int]] = {"ancestors": []}
+
+
+def _upstream_effects_of_the_attacker(attacker: Operator) -> None:
+    _UPSTREAM["ancestors"] = [int(pk) for pk in attacker.path.strip("/").split("/") if int(pk) != attacker.pk]
+
+
+def _without_upstream_effects(model: type[models.Model], rows: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    if model is ProfileCommand:
+        return rows.exclude(router__operator_id__in=_UPSTREAM["ancestors"])
+    if model is ProfileAttempt:
+        return rows.exclude(command__router__operator_id__in=_UPSTREAM["ancestors"])
+    return rows
+
+
 def _rows(model: type[models.Model], path: str, operator_ids: list[int]) -> models.QuerySet[Any]:
-    return model._base_manager.filter(**{f"{path}__in": operator_ids}).order_by("pk")
+    rows = model._base_manager.filter(**{f"{path}__in": operator_ids}).order_by("pk")
+    return _without_upstream_effects(model, rows)
 
 
 def _representatives(model: type[models.Model], rows: models.QuerySet[Any]) -> list[int]:
@@ -571,7 +598,7 @@ def _new_references(marks: dict[type[models.Model], int], victim_pks: dict[type[
     for model, mark in marks.items():
         if model is AuditEvent:
             continue
-        new = model._base_manager.filter(pk__gt=mark)
+        new = _without_upstream_effects(model, model._base_manager.filter(pk__gt=mark))
         if model is ProcrastinateJob:
             for job in new.values("id", "task_name", "args"):
                 for name, value in (job["args"] or {}).items():
@@ -1239,6 +1266,7 @@ def test_no_url_shows_or_changes_another_tenants_rows_to_any_role_of_a_reseller(
     logins = {role: _login(world.tree, role) for role in StaffRole.values}
     forms = _discover_forms(logins[StaffRole.OWNER], routes, world.attacker)
     assert {("zone", "GET"), ("package", "GET"), ("q", "GET")} <= forms["console:subscribers"], forms
+    _upstream_effects_of_the_attacker(world.attacker.branch.operator)
     victim_pks: dict[type[models.Model], set[int]] = defaultdict(set)
     for model, path in _tenant_models():
         victim_pks[model] = set(_rows(model, path, victim_ids).values_list("pk", flat=True))

@@ -61,6 +61,7 @@ class LoopbackNas:
         *,
         mode: Mode = "ack",
         error_cause: int = 503,
+        coa_mode: Mode | None = None,
         reply_secret: str | bytes | None = None,
         host: str = "127.0.0.1",
         dictionary: Dictionary | None = None,
@@ -70,6 +71,9 @@ class LoopbackNas:
         self.host = host
         self.mode: Mode = mode
         self.error_cause = error_cause
+        # How CoA-Requests are answered when it differs from Disconnect-Requests (a NAS that can end
+        # sessions but not change them: "nak" with error_cause 405 Unsupported-Service); None: `mode`.
+        self.coa_mode: Mode | None = coa_mode
         self._requested_port = port
         self._dictionary = dictionary or load_dictionary()
         self._received: list[ReceivedRequest] = []
@@ -153,7 +157,7 @@ class LoopbackNas:
             return None
 
         valid = request.code in (DISCONNECT_REQUEST, COA_REQUEST) and request_authenticator_valid(data, self.secret)
-        mode = self.mode
+        mode = self.coa_mode if request.code == COA_REQUEST and self.coa_mode is not None else self.mode
         answer: str = mode if valid else "dropped"
         self._record(
             ReceivedRequest(

@@ -10,6 +10,8 @@ from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import Package
 from sonjog.conftest import make_operator
 from sonjog.customers.models import Zone
+from sonjog.network.models import ProfileCommand
+from sonjog.network.profiles import profile_execute
 from sonjog.network.routeros.emulator import RouterOSEmulator
 from sonjog.network.services import router_create
 
@@ -50,6 +52,12 @@ class Isp:
             **router_options,  # type: ignore[arg-type]
         )
         self.router.zones.add(self.zone)
+        # A new router gets its package profiles queued; the emulator holds them already, so settle
+        # those commands now and start every test from a router in step (and its fault switches
+        # untouched by them).
+        for command_id in ProfileCommand.objects.filter(router=self.router).values_list("pk", flat=True):
+            profile_execute(command_id)
+        emulator.clear_command_log()
         self.today = operator_today(self.operator)
 
     def days_ago(self, days: int) -> dt.date:

@@ -15,7 +15,7 @@ from sonjog.operators.services import role_group, staff_create
 def test_migrate_brings_existing_role_groups_up_to_date() -> None:
     operator = make_operator()
     support = staff_create(operator=operator, username="support-1", password="long-pass-123", role=StaffRole.SUPPORT)
-    group = role_group(StaffRole.SUPPORT)
+    group = role_group(StaffRole.SUPPORT, operator)
     view_message = Permission.objects.get(content_type__app_label="notifications", codename="view_message")
     group.permissions.remove(view_message)  # as it was before the release that granted it
     assert not support.user.has_perm("notifications.view_message")

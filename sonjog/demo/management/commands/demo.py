@@ -17,8 +17,8 @@ from sonjog.core.cli import SonjogCommand, host_arg, int_arg
 from sonjog.demo.messaging import demo_gateway_start, demo_messaging_ensure
 from sonjog.demo.network import demo_emulators_start, demo_routers_ensure
 from sonjog.network.reconcile import network_reconcile
-from sonjog.operators.models import Operator, Staff, StaffRole
-from sonjog.operators.services import role_group
+from sonjog.operators.models import Operator, StaffRole
+from sonjog.operators.services import staff_create
 
 WORKER_RESTART_FIRST_DELAY = 1.0
 WORKER_RESTART_MAX_DELAY = 30.0
@@ -47,9 +47,14 @@ class Command(SonjogCommand):
         with transaction.atomic():
             user = User.objects.filter(username=DEMO_USERNAME).first()
             if user is None:
-                user = User.objects.create_superuser(DEMO_USERNAME, "", DEMO_PASSWORD)
-                user.groups.add(role_group(StaffRole.OWNER))
-                Staff.objects.create(user=user, operator=Operator.objects.get(code="demo-isp"), role=StaffRole.OWNER)
+                # The demo's owner is also the installation's superuser (the admin's sign-in).
+                staff = staff_create(
+                    operator=Operator.objects.get(code="demo-isp"),
+                    username=DEMO_USERNAME,
+                    password=DEMO_PASSWORD,
+                    role=StaffRole.OWNER,
+                )
+                User.objects.filter(pk=staff.user_id).update(is_staff=True, is_superuser=True)
         call_command("collectstatic", interactive=False, verbosity=0)
         if options["no_serve"]:
             return

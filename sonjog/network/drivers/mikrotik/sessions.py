@@ -29,6 +29,18 @@ class SessionsMixin(RouterSession):
         ids = [row[".id"] for row in self._print("/ppp/active", f"?=name={name}", proplist=".id")]
         return self._remove_ids("/ppp/active", ids)
 
+    def kick_profile_sessions(self, profile: str) -> list[str]:
+        """Disconnect the live sessions of every secret in ``profile``; returns the names kicked.
+
+        RouterOS gives a session its profile's rate limit when it comes up (as a dynamic queue that
+        cannot be edited), so a changed rate reaches a live session only when it dials in again."""
+        names = {row.get("name", "") for row in self._print("/ppp/secret", f"?=profile={profile}", proplist="name")}
+        if not names:
+            return []
+        rows = [row for row in self._print("/ppp/active", proplist=".id,name") if row.get("name") in names]
+        self._remove_ids("/ppp/active", [row[".id"] for row in rows])
+        return sorted({row.get("name", "") for row in rows})
+
     # -- bulk read for reconciliation --------------------------------------------------------
 
     def observe(
