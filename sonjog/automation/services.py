@@ -19,7 +19,6 @@ from sonjog.automation import conf
 from sonjog.automation.backup import database_backup, database_restore
 from sonjog.automation.exceptions import InvalidSchedule, UnknownJob
 from sonjog.automation.models import JobRun, OperatorSchedule, ReminderChannel, ReminderEvent, ReminderRule
-from sonjog.automation.operator_settings import operator_settings_apply_due
 from sonjog.automation.recording import record_run
 from sonjog.automation.registry import JOBS
 from sonjog.automation.selectors import (
@@ -198,12 +197,8 @@ def operators_due_for_generation(*, now: dt.datetime | None = None) -> tuple[lis
     """Who the hourly generation run bills now, with operator schedules honoured: an operator is due
     (every period that has started by its local today) only once its generation day and hour have
     come; operators without a schedule as soon as each period starts. Returns (due, waiting count);
-    the run itself is `sonjog.flows.generation.scheduled_bills_generate`.
-
-    Billing settings whose day has come are applied first (ADR 0011), so the run that bills an
-    operator's new period always bills it with the settings of that period."""
+    the run itself is `sonjog.flows.generation.scheduled_bills_generate`."""
     now = now or timezone.now()
-    operator_settings_apply_due(now=now)
     schedules = {schedule.operator_id: schedule for schedule in OperatorSchedule.objects.all()}
     due: list[Operator] = []
     waiting = 0

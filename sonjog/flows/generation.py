@@ -11,7 +11,9 @@ import datetime as dt
 from collections.abc import Iterable
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 
+from sonjog.automation.operator_settings import operator_settings_apply_due
 from sonjog.automation.services import operators_due_for_generation
 from sonjog.billing.services import GenerationResult, bill_generate_period
 from sonjog.billing.terms import operator_today
@@ -70,6 +72,9 @@ def due_bills_generate(trigger: str, operators: Iterable[Operator] | None = None
 
 
 def scheduled_bills_generate(trigger: str, *, now: dt.datetime | None = None) -> dict[str, int]:
-    """The hourly generation run with operator schedules honoured (automation decides who is due)."""
+    """The hourly generation run with operator schedules honoured (automation decides who is due).
+    Billing settings whose day has come are applied first (ADR 0011), so the run that bills an
+    operator's new period always bills it with the settings of that period."""
+    operator_settings_apply_due(now=now or timezone.now())
     due, waiting = operators_due_for_generation(now=now)
     return {**due_bills_generate(trigger, due), "waiting": waiting}
