@@ -164,3 +164,32 @@ def browser() -> Iterator[Any]:
 def screenshot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+OPERATOR_SETTINGS = (
+    "name",
+    "currency",
+    "time_zone",
+    "phone_country",
+    "customer_id_prefix",
+    "customer_id_infix",
+    "customer_id_postfix",
+    "customer_id_digits",
+    "billing_mode",
+    "billing_cycle",
+    "billing_day",
+    "due_days",
+    "grace_days",
+    "vat_rate",
+    "bin_number",
+    "document_address",
+    "document_phone",
+)
+
+
+def operator_form_data(operator: Operator) -> dict[str, str]:
+    """An operator's edit form (its settings) as the browser posts it."""
+    return {
+        **{name: str(getattr(operator, name)) for name in OPERATOR_SETTINGS},
+        "vat_inclusive": "inclusive" if operator.vat_inclusive else "exclusive",
+    }

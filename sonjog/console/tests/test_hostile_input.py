@@ -27,7 +27,7 @@ from sonjog.billing.selectors import subscriber_balance
 from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_package, make_subscriber
 from sonjog.console import urls as console_urls
-from sonjog.console.tests.conftest import Tree
+from sonjog.console.tests.conftest import Tree, operator_form_data
 from sonjog.core.tests.hostile import hostile_text, money_snapshot
 from sonjog.customers.models import Subscriber
 from sonjog.flows.payments import payment_receive
@@ -106,33 +106,6 @@ class FormPost:
     name: str
     url: Callable[[World], str]
     valid: Callable[[World], dict[str, str]]
-
-
-def _operator_settings(operator: Any) -> dict[str, str]:
-    """An operator's edit form as the browser posts it."""
-    names = [
-        "name",
-        "currency",
-        "time_zone",
-        "phone_country",
-        "customer_id_prefix",
-        "customer_id_infix",
-        "customer_id_postfix",
-        "customer_id_digits",
-        "billing_mode",
-        "billing_cycle",
-        "billing_day",
-        "due_days",
-        "grace_days",
-        "vat_rate",
-        "bin_number",
-        "document_address",
-        "document_phone",
-    ]
-    return {
-        **{name: str(getattr(operator, name)) for name in names},
-        "vat_inclusive": "inclusive" if operator.vat_inclusive else "exclusive",
-    }
 
 
 def _staff_pk(world: World, role: str) -> int:
@@ -461,7 +434,7 @@ FORMS: list[FormPost] = [
         "operator_create",
         lambda w: reverse("console:operator_create"),
         lambda w: {
-            **_operator_settings(w.tree.north.operator),
+            **operator_form_data(w.tree.north.operator),
             "parent": str(w.tree.root.operator.pk),
             "code": "fuzz-reseller",
             "name": "Fuzz reseller",
@@ -475,7 +448,7 @@ FORMS: list[FormPost] = [
     FormPost(
         "operator_edit",
         lambda w: reverse("console:operator_edit", args=[w.tree.north.operator.pk]),
-        lambda w: {**_operator_settings(w.tree.north.operator), "modules": "collection"},
+        lambda w: {**operator_form_data(w.tree.north.operator), "modules": "collection"},
     ),
     FormPost(
         "operator_active",

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from sonjog.billing.models import BillingRun
-from sonjog.console.tests.conftest import PASSWORD, Tree, add_staff
+from sonjog.console.tests.conftest import PASSWORD, Tree, add_staff, operator_form_data
 from sonjog.core.models import AuditEvent
 from sonjog.flows.generation import bills_generate
 from sonjog.operators.models import ConsoleModule, Operator, OperatorSettingsChange, SettingsChangeStatus, Staff
@@ -25,29 +25,7 @@ pytestmark = pytest.mark.django_db
 
 def _settings_of(operator: Operator, **changes: Any) -> dict[str, Any]:
     """The edit form as the browser posts it, from the operator's settings."""
-    data: dict[str, Any] = {
-        name: getattr(operator, name)
-        for name in (
-            "name",
-            "currency",
-            "time_zone",
-            "phone_country",
-            "customer_id_prefix",
-            "customer_id_infix",
-            "customer_id_postfix",
-            "customer_id_digits",
-            "billing_mode",
-            "billing_cycle",
-            "billing_day",
-            "due_days",
-            "grace_days",
-            "vat_rate",
-            "bin_number",
-            "document_address",
-            "document_phone",
-        )
-    }
-    data["vat_inclusive"] = "inclusive" if operator.vat_inclusive else "exclusive"
+    data: dict[str, Any] = operator_form_data(operator)
     data["modules"] = list(operator.modules)
     data.update(changes)
     return data
