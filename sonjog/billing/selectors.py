@@ -426,13 +426,16 @@ def payments_on_bill(bill_id: int) -> list[PaymentOnBill]:
     must be reversed or moved before the bill's invoice can be voided."""
     rows = (
         Allocation.objects.filter(bill_id=bill_id, source__kind=EntryKind.PAYMENT)
-        .values("source_id", "source__payment_id", "source__payment__received_at", "source__payment__method")
+        .values(
+            "source_id",
+            "source__payment_id",
+            "source__payment__received_at",
+            "source__payment__method",
+            "source__payment__reference",
+        )
         .annotate(amount=Sum("amount"))
         .filter(amount__gt=0)
         .order_by("source__payment__received_at", "source_id")
-    )
-    references = dict(
-        Payment.objects.filter(pk__in=[row["source__payment_id"] for row in rows]).values_list("pk", "reference")
     )
     return [
         PaymentOnBill(
@@ -440,7 +443,7 @@ def payments_on_bill(bill_id: int) -> list[PaymentOnBill]:
             entry_id=row["source_id"],
             received_at=row["source__payment__received_at"],
             method=row["source__payment__method"],
-            reference=references.get(row["source__payment_id"], ""),
+            reference=row["source__payment__reference"],
             amount=row["amount"],
         )
         for row in rows
