@@ -153,7 +153,9 @@ if os.environ.get("FAULTS_OPERATOR"):
     package = Package.objects.get(operator=operator)
     zone = Zone.objects.get(operator=operator)
 else:
-    isp = Isp(types.SimpleNamespace(port=int(os.environ["FAULTS_ROUTER_PORT"])))
+    # The emulator runs in another process: the fixture gets its port, and nothing to clear here.
+    remote = types.SimpleNamespace(port=int(os.environ["FAULTS_ROUTER_PORT"]), clear_command_log=lambda: None)
+    isp = Isp(remote)
     operator, package, zone = isp.operator, isp.package, isp.zone
 today = operator_today(operator)
 ids = [make_subscriber(operator, package, today, zone=zone).pk for _ in range(int(os.environ["FAULTS_COUNT"]))]
