@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "sonjog.notifications",
     "sonjog.automation",
     "sonjog.flows",
+    "sonjog.transfer",
     "sonjog.console",
     "sonjog.demo",
     "sonjog.bench",

@@ -99,6 +99,14 @@ class Subscriber(models.Model):
     static_ip = models.GenericIPAddressField(_("static IP"), null=True, blank=True)
 
     activation_date = models.DateField(_("activation date"), null=True, blank=True)
+    # An imported subscriber was billed by the previous system up to here (its opening balance carries
+    # what it still owes): generation bills no period that starts before this day.
+    billing_starts_on = models.DateField(
+        _("billed by Sonjog from"),
+        null=True,
+        blank=True,
+        help_text=_("Periods starting before this day were billed elsewhere (an imported subscriber)"),
+    )
     terminated_on = models.DateField(_("terminated on"), null=True, blank=True)
     # Per-subscriber overrides of the operator's billing settings; NULL means "as the operator".
     billing_mode = models.CharField(
@@ -130,7 +138,10 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["customer_id"]
-        permissions = [("grant_discount", "Can give a subscriber a discount")]
+        permissions = [
+            ("grant_discount", "Can give a subscriber a discount"),
+            ("reveal_pppoe_password", "Can reveal a subscriber's PPPoE password"),
+        ]
         constraints = [
             # Global, not per operator: RADIUS and radacct know a subscriber by user name alone.
             models.UniqueConstraint(fields=["pppoe_username"], name="subscriber_unique_pppoe_username"),

@@ -145,6 +145,17 @@ def observe_with_profiles(
         raise DriverError(str(error)) from error
 
 
+def ppp_secrets(router: Router) -> list[dict[str, Any]]:
+    """The router's PPP secrets as it holds them (what an import of an existing ISP starts from)."""
+    if router.driver != DriverKind.MIKROTIK:
+        return []
+    try:
+        with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=30.0)) as driver:
+            return [dict(row) for row in driver.list_secrets()]
+    except mikrotik.RouterError as error:
+        raise DriverError(str(error)) from error
+
+
 def profiles(router: Router) -> dict[str, dict[str, str]]:
     if router.driver != DriverKind.MIKROTIK:
         return {}

@@ -12,7 +12,8 @@ SELECT s.id, s.customer_id, s.activation_date, s.terminated_on, s.billing_mode, 
        (SELECT max(b.period_month) FROM billing_bill b
         WHERE b.subscriber_id = s.id AND b.reversed_at IS NULL AND b.kind = 'period'),
        EXISTS (SELECT 1 FROM billing_bill b WHERE b.subscriber_id = s.id AND b.period_month = %(month)s
-               AND b.reversed_at IS NULL AND b.kind = 'period')
+               AND b.reversed_at IS NULL AND b.kind = 'period'),
+       s.billing_starts_on
 FROM customers_subscriber s
 JOIN catalog_package p ON p.id = s.package_id
 WHERE s.operator_id = %(operator_id)s
