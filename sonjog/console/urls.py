@@ -15,6 +15,7 @@ from sonjog.console.views import (
 from sonjog.console.views import operators as operator_views
 from sonjog.console.views import setup as setup_views
 from sonjog.console.views import staff as staff_views
+from sonjog.console.views import transfer_import
 
 app_name = "console"
 urlpatterns = [
@@ -41,6 +42,10 @@ urlpatterns = [
     path("staff/<int:staff_id>/password/", staff_views.staff_password_view, name="staff_password"),
     path("staff/roles/", staff_views.roles_view, name="roles"),
     path("staff/roles/<int:operator_id>/", staff_views.role_edit_view, name="role_edit"),
+    path("import/", transfer_import.import_list_view, name="import"),
+    path("import/<int:batch_id>/", transfer_import.import_batch_view, name="import_batch"),
+    path("import/<int:batch_id>/problems.csv", transfer_import.import_problems_view, name="import_problems"),
+    path("import/<int:batch_id>/undo/", transfer_import.import_undo_view, name="import_undo"),
     path("", dashboard.dashboard_view, name="dashboard"),
     path("dashboard/live/", dashboard.dashboard_live_view, name="dashboard_live"),
     path("dashboard/chart/", dashboard.dashboard_chart_view, name="dashboard_chart"),

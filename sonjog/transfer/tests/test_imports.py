@@ -242,7 +242,7 @@ def test_cli_dry_run_json_and_bad_input_exit_2(tmp_path: Path):
     assert report["would_create"] == 1 and report["problems"] == [] and report["opening_owed"] == "100.00"
     assert not ImportBatch.objects.exists() and not Subscriber.objects.filter(operator=operator).exists()
     bad = tmp_path / "bad.csv"
-    bad.write_bytes(_csv([f"B,01711000002,Nope,0", f"C,01711000003,{package.name},0"], "Name,Phone,Plan,Due\n"))
+    bad.write_bytes(_csv(["B,01711000002,Nope,0", f"C,01711000003,{package.name},0"], "Name,Phone,Plan,Due\n"))
     for arguments, message in [
         (["subscribers", str(bad), "--operator", operator.code], "1 of 2 rows have problems"),
         (["subscribers", str(tmp_path / "missing.csv"), "--operator", operator.code], "no file"),
