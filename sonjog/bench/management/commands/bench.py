@@ -6,6 +6,7 @@ from django.core.management.base import CommandParser
 
 from sonjog.bench.billing import run_bench
 from sonjog.bench.network import run_network_bench
+from sonjog.bench.transfer import run_import_bench
 from sonjog.core.cli import SonjogCommand, int_arg, to_json, usage_error
 from sonjog.core.progress import Progress
 from sonjog.customers.models import Subscriber
@@ -29,6 +30,10 @@ class Command(SonjogCommand):
             help="reminders sent through the local gateway to time sending",
         )
         parser.add_argument("--send-workers", type=int_arg(1, 64), default=4, help="worker slots sending them")
+        parser.add_argument(
+            "--import-rows", type=int_arg(0, 100_000), default=20000, help="rows of the import benchmark (0: skip it)"
+        )
+        parser.add_argument("--import-only", action="store_true", help="run only the import benchmark")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -37,6 +42,10 @@ class Command(SonjogCommand):
                 "this database already holds subscribers; bench seeds its own data, so point it at an empty one "
                 "(e.g. SONJOG_VAR_DIR=/tmp/sonjog-bench sonjog migrate, then the same variable for sonjog bench)"
             )
+        if options["import_only"]:
+            results = run_import_bench(rows=options["import_rows"] or 20000)
+            self._print(results, options["json"])
+            return
         progress = Progress(options["months"] + 14 + (3 if options["network"] else 0), "bench", enabled=True)
         results = run_bench(
             subscribers=options["subscribers"],
@@ -53,7 +62,12 @@ class Command(SonjogCommand):
                     progress=lambda note: progress.advance(note=note),
                 )
             )
-        if options["json"]:
+        if options["import_rows"]:
+            results.update(run_import_bench(rows=options["import_rows"]))
+        self._print(results, options["json"])
+
+    def _print(self, results: dict[str, Any], as_json: bool) -> None:
+        if as_json:
             self.stdout.write(to_json(results))
             return
         for key, value in results.items():
