@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -54,7 +54,7 @@ class UploadForm(forms.Form):
 
     def __init__(self, *args: Any, scope: Scope, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["operator"].choices = _operator_choices(scope)
+        self.fields["operator"].choices = _operator_choices(scope)  # type: ignore[attr-defined]
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
@@ -71,9 +71,9 @@ class RouterForm(forms.Form):
 
     def __init__(self, *args: Any, scope: Scope, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["operator"].choices = _operator_choices(scope)
+        self.fields["operator"].choices = _operator_choices(scope)  # type: ignore[attr-defined]
         routers = scope.filter(Router.objects.filter(is_active=True, driver="mikrotik")).order_by("name")
-        self.fields["router"].choices = [(router.pk, router.name) for router in routers]
+        self.fields["router"].choices = [(router.pk, router.name) for router in routers]  # type: ignore[attr-defined]
 
 
 def _options_form(batch: ImportBatch, data: Any = None) -> forms.Form:
@@ -82,7 +82,7 @@ def _options_form(batch: ImportBatch, data: Any = None) -> forms.Form:
     form = forms.Form(data)
     for field in FIELDS:
         form.fields[f"map_{field.key}"] = forms.ChoiceField(
-            label=field.label, choices=columns, required=False, initial=batch.mapping.get(field.key, "")
+            label=str(field.label), choices=columns, required=False, initial=batch.mapping.get(field.key, "")
         )
     form.fields["billing_from"] = forms.ChoiceField(
         label=_("Sonjog bills them from"),
@@ -195,7 +195,7 @@ def import_batch_view(request: HttpRequest, batch_id: int) -> HttpResponse:
 
 
 @console_view(ADD)
-def import_problems_view(request: HttpRequest, batch_id: int) -> HttpResponse:
+def import_problems_view(request: HttpRequest, batch_id: int) -> HttpResponseBase:
     """Every problem of the dry run as CSV, to fix the file beside it."""
     batch = _batch(request, batch_id)
     try:
