@@ -7,6 +7,7 @@ document that points at ledger entries (bills, invoices, credit notes, payments)
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
@@ -452,3 +453,36 @@ class CreditLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entry_id} -> line {self.bill_line_id}: {self.amount} + {self.vat}"
+
+
+class BillingHold(models.Model):
+    """A pause of billing: no period whose start falls in [start_date, end_date) is billed (an open end
+    holds until released). What the subscriber's service does meanwhile is its intent's business; a
+    hold only stops the bills. Ending a hold early sets `end_date`; the row stays as history."""
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+", db_index=False)
+    subscriber = models.ForeignKey("customers.Subscriber", on_delete=models.PROTECT, related_name="billing_holds")
+    start_date = models.DateField(_("from"))
+    end_date = models.DateField(_("until (first day billed again)"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subscriber_id", "start_date"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gt=models.F("start_date")),
+                name="billinghold_end_after_start",
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="billinghold_has_reason"),
+        ]
+        indexes = [models.Index(fields=["operator", "subscriber"], name="billinghold_operator")]
+
+    def __str__(self) -> str:
+        return f"hold {self.subscriber_id} [{self.start_date}, {self.end_date or '…'})"
+
+    def holds(self, day: dt.date) -> bool:
+        return self.start_date <= day and (self.end_date is None or day < self.end_date)

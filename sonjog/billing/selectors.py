@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from sonjog.billing.models import Allocation, CreditLine, EntryKind, LedgerEntry, Payment, Statement
+from sonjog.billing.models import Allocation, BillingHold, CreditLine, EntryKind, LedgerEntry, Payment, Statement
 from sonjog.core.money import ZERO
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import Subscriber
@@ -448,3 +448,13 @@ def payments_on_bill(bill_id: int) -> list[PaymentOnBill]:
         )
         for row in rows
     ]
+
+
+def billing_hold_current(subscriber: Subscriber, day: dt.date) -> BillingHold | None:
+    """The billing hold in force on `day`, or the next one planned, if any."""
+    return (
+        BillingHold.objects.filter(subscriber=subscriber)
+        .filter(Q(end_date__isnull=True) | Q(end_date__gt=day))
+        .order_by("start_date")
+        .first()
+    )

@@ -64,7 +64,8 @@ CHECKS: dict[str, str] = {
     "bills_match_ledger": """
         SELECT b.id FROM billing_bill b
         LEFT JOIN billing_ledgerentry e ON e.bill_id = b.id
-            AND CASE b.kind WHEN 'period' THEN e.kind = 'bill' ELSE e.kind IN ('adjustment', 'opening_balance') AND e.amount > 0 END
+            AND CASE b.kind WHEN 'period' THEN e.kind = 'bill'
+                ELSE e.kind IN ('adjustment', 'opening_balance') AND e.amount > 0 END
         LEFT JOIN billing_ledgerentry r ON r.reverses_id = e.id
         WHERE e.id IS NULL OR e.amount <> b.total OR (r.id IS NULL) <> (b.reversed_at IS NULL)
     """,

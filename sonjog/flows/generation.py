@@ -15,9 +15,12 @@ from django.utils import timezone
 
 from sonjog.automation.operator_settings import operator_settings_apply_due
 from sonjog.automation.services import operators_due_for_generation
+from sonjog.billing.exceptions import BillingError
+from sonjog.billing.models import BillingRun
 from sonjog.billing.services import GenerationResult, bill_generate_period
 from sonjog.billing.terms import operator_today
-from sonjog.core.periods import month_start
+from sonjog.core.periods import add_months, month_start
+from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.notifications.services import bill_notices_defer
 from sonjog.operators.models import Operator
 
@@ -47,6 +50,36 @@ def bills_generate(
         today=today,
         started_by=started_by,
         on_bills_created=_notices_queue,
+    )
+
+
+BILL_AHEAD_MONTHS = 12
+
+
+def bills_generate_up_to(
+    *, subscriber: Subscriber, through_month: dt.date, actor: User | None = None
+) -> GenerationResult:
+    """ "Bill up to": issue one subscriber's bills now for every period up to `through_month` (at most
+    a year ahead), so that an advance payment settles them as invoices rather than waiting as credit.
+    The periods in between that are missing are billed too; held ones are not."""
+    operator = subscriber.operator
+    today = operator_today(operator)
+    through = month_start(through_month)
+    if subscriber.service_intent == ServiceIntent.TERMINATED:
+        raise BillingError(f"{subscriber.customer_id} is terminated")
+    if subscriber.activation_date is None:
+        raise BillingError(f"{subscriber.customer_id} is not activated yet")
+    if through < month_start(today):
+        raise BillingError("choose this month or a later one")
+    if through > add_months(month_start(today), BILL_AHEAD_MONTHS):
+        raise BillingError(f"bill at most {BILL_AHEAD_MONTHS} months ahead")
+    return bills_generate(
+        operator=operator,
+        period_month=through,
+        trigger=BillingRun.Trigger.STAFF,
+        actor=actor,
+        subscriber_ids=[subscriber.pk],
+        today=today,
     )
 
 

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from openpyxl import Workbook
 
-from sonjog.billing.models import Bill, EntryKind, LedgerEntry
+from sonjog.billing.models import Bill, BillingRun, EntryKind, LedgerEntry
 from sonjog.billing.selectors import subscriber_dues
 from sonjog.billing.terms import operator_today
 from sonjog.billing.verification import ledger_verify
@@ -120,10 +120,10 @@ def test_an_import_writes_subscribers_balances_and_bills_only_from_the_next_peri
     # The old system billed this period: generating it bills nobody; the next one bills everyone.
     today = operator_today(operator)
     this_month = today.replace(day=1)
-    created = bills_generate(operator=operator, period_month=this_month, trigger="manual")
+    created = bills_generate(operator=operator, period_month=this_month, trigger=BillingRun.Trigger.STAFF)
     assert created.created == 0 and created.backfilled == 0
     next_month = (this_month + dt.timedelta(days=32)).replace(day=1)
-    later = bills_generate(operator=operator, period_month=next_month, trigger="manual", today=next_month)
+    later = bills_generate(operator=operator, period_month=next_month, trigger=BillingRun.Trigger.STAFF, today=next_month)
     assert later.created == 20 and later.backfilled == 0
     assert ledger_verify().violations == {}
     credit = imported.get(customer_id="OLD-2")
