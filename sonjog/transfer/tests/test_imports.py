@@ -123,7 +123,9 @@ def test_an_import_writes_subscribers_balances_and_bills_only_from_the_next_peri
     created = bills_generate(operator=operator, period_month=this_month, trigger=BillingRun.Trigger.STAFF)
     assert created.created == 0 and created.backfilled == 0
     next_month = (this_month + dt.timedelta(days=32)).replace(day=1)
-    later = bills_generate(operator=operator, period_month=next_month, trigger=BillingRun.Trigger.STAFF, today=next_month)
+    later = bills_generate(
+        operator=operator, period_month=next_month, trigger=BillingRun.Trigger.STAFF, today=next_month
+    )
     assert later.created == 20 and later.backfilled == 0
     assert ledger_verify().violations == {}
     credit = imported.get(customer_id="OLD-2")
