@@ -146,6 +146,9 @@ def enter_console(request: HttpRequest) -> HttpResponse | Scope:
     scope = scope_for(user)
     if scope is None:
         raise PermissionDenied("this login belongs to no operator")
+    if scope.operator is None and not scope.operators:
+        # An installation's superuser on an empty database: the first-run page sets up the root ISP.
+        return HttpResponseRedirect(reverse("console:setup"))
     # Permission checks go through the user we just loaded; keep request.user the same object so
     # Django's per-object permission cache is filled once per request.
     request.user = user

@@ -7,6 +7,7 @@ from django.db.models import ManyToManyField
 from django.http import HttpRequest
 
 from sonjog.core.admin_base import AuditedAdmin
+from sonjog.operators.billing_settings import BILLING_SETTINGS
 from sonjog.operators.models import Operator, Staff
 from sonjog.operators.services import staff_role_sync
 
@@ -15,7 +16,9 @@ from sonjog.operators.services import staff_role_sync
 class OperatorAdmin(AuditedAdmin):
     list_display = ["code", "name", "parent", "billing_mode", "billing_cycle", "currency", "is_active"]
     # A new parent would need the whole subtree's `path` rewritten, which no service does yet.
-    readonly_fields = ["parent", "path", "customer_id_next"]
+    # Billing settings change from the next period with the reason checked (ADR 0011): the console's
+    # Operators page does that; a bare save here would change bills' terms mid-period.
+    readonly_fields = ["parent", "path", "customer_id_next", *BILLING_SETTINGS]
     audit_operator_path = ""  # the row is the operator
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]

@@ -135,3 +135,13 @@ def test_bad_input_is_shown_on_the_form_and_writes_nothing(field, value):
 def test_the_password_is_never_sent_back():
     response = Client().post(reverse("console:setup"), _form(vat_rate="100"))
     assert PASSWORD not in response.content.decode()
+
+
+def test_a_superuser_signed_in_on_an_empty_database_is_sent_to_the_first_run_page():
+    admin = User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    client = Client()
+    client.force_login(admin)
+    for name in ("dashboard", "subscribers", "import"):
+        response = client.get(reverse(f"console:{name}"))
+        assert response.status_code == 302 and response["Location"] == reverse("console:setup"), name
+    assert client.get(reverse("console:setup")).status_code == 200

@@ -371,3 +371,18 @@ def test_a_role_changed_in_the_admin_carries_its_permissions(walls: Walls) -> No
     assert list(user.groups.values_list("name", flat=True)) == [f"role:{walls.north.pk}:billing_clerk"]
     event = AuditEvent.objects.get(action="admin.change", detail__model="operators.staff")
     assert event.detail["before"] == {"role": "collector"} and event.detail["after"] == {"role": "billing_clerk"}
+
+
+def test_a_superuser_cannot_change_billing_settings_in_the_admin(walls: Walls) -> None:
+    # They change from the next period through the Operators page (ADR 0011); the admin shows them only.
+    operator = walls.other
+    client = _client(walls.superuser)
+    data = _change_form_data(admin.site._registry[Operator], operator, walls.superuser)
+    data.update({"billing_mode": "prepaid", "due_days": "30", "name": "Renamed ISP"})
+
+    response = client.post(_url(Operator, "change", operator.pk), data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    operator.refresh_from_db()
+    assert operator.name == "Renamed ISP"
+    assert (operator.billing_mode, operator.due_days) != ("prepaid", 30)
