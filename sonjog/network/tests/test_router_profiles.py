@@ -77,6 +77,10 @@ def test_a_new_package_and_its_first_subscriber_land_together(emulator):
     command.refresh_from_db()
     assert command.status == OutboxStatus.DONE and command.result["actions"] == ["profile.created"]
     assert emulator.command_count("/ppp/profile/add") == 1
+    # `sonjog outbox --profiles` lists them beside the subscribers' commands.
+    listed = json.loads(run("outbox", "--profiles", "--json"))["profile_commands"]
+    assert {(row["profile"], row["router"], row["status"]) for row in listed} >= {("20m", isp.router.name, "done")}
+    assert "20m" in run("outbox", "--profiles", "--status", "done")
 
 
 def test_editing_the_rate_updates_the_profile_and_live_sessions_redial_at_it(emulator):

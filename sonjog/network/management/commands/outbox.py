@@ -6,7 +6,7 @@ from django.core.management.base import CommandParser
 
 from sonjog.core.cli import SonjogCommand, column_arg, int_arg, to_json, usage_error
 from sonjog.network.exceptions import NetworkError
-from sonjog.network.models import OutboxCommand, OutboxStatus
+from sonjog.network.models import OutboxCommand, OutboxStatus, ProfileCommand
 from sonjog.network.services import outbox_drain, outbox_retry
 
 
@@ -20,6 +20,9 @@ class Command(SonjogCommand):
             "--retry", type=column_arg(OutboxCommand, "id"), metavar="ID", help="retry one failed command"
         )
         parser.add_argument("--drain", action="store_true", help="execute every due command now")
+        parser.add_argument(
+            "--profiles", action="store_true", help="list the PPP profile commands (packages pushed to routers) instead"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -36,6 +39,9 @@ class Command(SonjogCommand):
             if not options["json"]:
                 summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "nothing due"
                 self.stdout.write(f"drained: {summary}")
+        if options["profiles"]:
+            self._profiles(options)
+            return
         rows = OutboxCommand.objects.select_related("subscriber", "router").order_by("-requested_at")
         if options["status"]:
             rows = rows.filter(status=options["status"])
@@ -60,5 +66,32 @@ class Command(SonjogCommand):
         for item in items:
             self.stdout.write(
                 f"#{item['id']:<6} {item['status']:<11} {item['subscriber']:<14} {item['router']:<12} "
+                f"tries {item['attempts']:<2} {item['requested_by'][:30]:<30} {item['last_error'][:60]}"
+            )
+
+    def _profiles(self, options: dict[str, Any]) -> None:
+        rows = ProfileCommand.objects.select_related("router").order_by("-requested_at")
+        if options["status"]:
+            rows = rows.filter(status=options["status"])
+        items: list[dict[str, Any]] = [
+            {
+                "id": c.pk,
+                "router": c.router.name,
+                "profile": c.profile,
+                "status": c.status,
+                "requested_by": c.requested_by,
+                "requested_at": c.requested_at,
+                "attempts": c.attempts,
+                "next_attempt_at": c.next_attempt_at,
+                "last_error": c.last_error,
+            }
+            for c in rows[: options["limit"]]
+        ]
+        if options["json"]:
+            self.stdout.write(to_json({"profile_commands": items}))
+            return
+        for item in items:
+            self.stdout.write(
+                f"#{item['id']:<6} {item['status']:<11} {item['profile']:<14} {item['router']:<12} "
                 f"tries {item['attempts']:<2} {item['requested_by'][:30]:<30} {item['last_error'][:60]}"
             )
