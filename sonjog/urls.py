@@ -7,3 +7,8 @@ urlpatterns = [
     path("hooks/notifications/", include("sonjog.notifications.urls")),
     path("", include("sonjog.console.urls")),
 ]
+
+# The console's frame (menu, sign-out) for a signed-in login; see sonjog.console.views.errors.
+handler403 = "sonjog.console.views.errors.permission_denied_view"
+handler404 = "sonjog.console.views.errors.page_not_found_view"
+handler500 = "sonjog.console.views.errors.server_error_view"

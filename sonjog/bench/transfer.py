@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from sonjog.catalog.services import package_create
+from sonjog.flows.catalog import package_create
 from sonjog.operators.services import operator_create
 from sonjog.transfer.imports import batch_from_file, import_apply, import_check, import_undo
 

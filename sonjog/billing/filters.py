@@ -14,11 +14,12 @@ from typing import Any, ClassVar
 import django_filters
 from django import forms
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from sonjog.billing.models import Bill, Payment, PaymentMethod
-from sonjog.billing.selectors import with_due
+from sonjog.billing.selectors import dues_cte, with_due
 from sonjog.catalog.filters import PackageChoiceField, packages_among
 from sonjog.core.filters import (
     AmountFilter,
@@ -159,3 +160,69 @@ class PaymentFilterSet(ScopedFilterSet):
 
     def filter_received_to(self, queryset: QuerySet[Any], name: str, value: dt.date) -> QuerySet[Any]:
         return queryset.filter(received_at__lt=day_start(value + dt.timedelta(days=1), self.time_zone))
+
+
+# -- The overdue list ------------------------------------------------------------------------------
+
+# "Overdue by more than N days", offered on the overdue list.
+OVERDUE_AGES = (7, 15, 30, 60)
+
+
+def overdue_longer_than(operator_ids: list[int], today: dt.date, days: int) -> list[int]:
+    """Subscribers of these operators overdue by more than `days` days, by billing's one definition
+    (`dues_cte`) evaluated as of `days` days ago: a charge counts as late only once its due date plus
+    grace lies more than `days` days back, a prepaid validity only once it ran out at least `days`
+    days ago. What they owe is what they owe now (the latest statement), so money paid since counts."""
+    cte, params = dues_cte(operator_ids, today - dt.timedelta(days=days))
+    with connection.cursor() as cursor:
+        cursor.execute("WITH " + cte + "SELECT id FROM judged WHERE is_overdue", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+class OverdueFilterSet(ScopedFilterSet):
+    """Who the overdue list shows: by zone (with its sub-zones) and by how long overdue. Filters the
+    caller's scoped subscribers; the overdue list itself (billing's dues) is read for those only.
+    Unusable input (another subtree's zone, an age not offered) lists nothing."""
+
+    refuse_invalid = True
+
+    zone = ScopedModelChoiceFilter(label=_("Zone"), offer=zones_among, empty_label=_("Any zone"), method="filter_zone")
+    age = django_filters.TypedChoiceFilter(
+        label=_("Overdue for"),
+        choices=[
+            ("", _("Any time")),
+            ("7", _("more than 7 days")),
+            ("15", _("more than 15 days")),
+            ("30", _("more than 30 days")),
+            ("60", _("more than 60 days")),
+        ],
+        coerce=int,
+        method="filter_age",
+    )
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        queryset: QuerySet[Any] | None = None,
+        *,
+        operator_ids: OperatorIds,
+        today: dt.date,
+        defaults: Mapping[str, Any] | None = None,
+        request: Any = None,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(data, queryset, operator_ids=operator_ids, defaults=defaults, request=request, prefix=prefix)
+        self.today = today
+
+    @property
+    def narrowed(self) -> bool:
+        """Some filter is in force (or the input was unusable): the list is not everyone overdue."""
+        return self.refused or any(self.value(name) not in (None, "") for name in self.filters)
+
+    def filter_zone(self, queryset: QuerySet[Any], name: str, value: Any) -> QuerySet[Any]:
+        return queryset.filter(Q(zone=value) | Q(zone__parent=value))
+
+    def filter_age(self, queryset: QuerySet[Any], name: str, value: int | None) -> QuerySet[Any]:
+        if not value:
+            return queryset
+        return queryset.filter(pk__in=overdue_longer_than(self.operator_ids, self.today, value))

@@ -11,16 +11,25 @@ import datetime as dt
 import io
 from decimal import Decimal
 
+from django.utils import translation
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
 from sonjog.billing.models import Bill, BillLine, Invoice
+from sonjog.console.formatting import local_date
 
 
 def _amount(value: Decimal, currency: str) -> str:
     return f"{currency} {value:,.2f}"
+
+
+def _date(value: dt.date) -> str:
+    """A date as the operator's English writes it (day/month/year: sonjog/formats/en), as on the
+    printable invoice; the PDF is English whatever the reader's language (see the module docstring)."""
+    with translation.override("en"):
+        return local_date(value)
 
 
 def _latin(text: str) -> str:
@@ -75,9 +84,9 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     last_day = bill.period_end - dt.timedelta(days=1)
     for label, value in (
         ("Invoice", str(invoice)),
-        ("Issued", f"{invoice.issued_on:%d %b %Y}"),
-        ("Service", f"{bill.period_start:%d %b %Y} - {last_day:%d %b %Y}"),
-        ("Due by", f"{bill.due_date:%d %b %Y}"),
+        ("Issued", _date(invoice.issued_on)),
+        ("Service", f"{_date(bill.period_start)} - {_date(last_day)}"),
+        ("Due by", _date(bill.due_date)),
         ("VAT rate", f"{vat_rate_of(bill)}%" if bill.vat else "none"),
         ("State", payment_state(bill)[1]),
     ):

@@ -11,11 +11,11 @@ from sonjog.console.views import (
     network,
     profile,
     subscribers,
+    transfer_import,
 )
 from sonjog.console.views import operators as operator_views
 from sonjog.console.views import setup as setup_views
 from sonjog.console.views import staff as staff_views
-from sonjog.console.views import transfer_import
 
 app_name = "console"
 urlpatterns = [
@@ -70,6 +70,14 @@ urlpatterns = [
     path("subscribers/<int:subscriber_id>/reverse/<int:entry_id>/", profile.reverse_view, name="entry_reverse"),
     path("subscribers/<int:subscriber_id>/intent/", profile.intent_view, name="subscriber_intent"),
     path("subscribers/<int:subscriber_id>/terminate/", profile.terminate_view, name="subscriber_terminate"),
+    path(
+        "subscribers/<int:subscriber_id>/password/reveal/",
+        profile.password_reveal_view,
+        name="subscriber_password_reveal",
+    ),
+    path(
+        "subscribers/<int:subscriber_id>/password/reset/", profile.password_reset_view, name="subscriber_password_reset"
+    ),
     path("invoices/<int:invoice_id>/", profile.invoice_view, name="invoice"),
     path("invoices/<int:invoice_id>/pdf/", profile.invoice_pdf_view, name="invoice_pdf"),
     path("invoices/<int:invoice_id>/void/", profile.invoice_void_view, name="invoice_void"),
@@ -79,8 +87,11 @@ urlpatterns = [
     path("billing/runs/", billing.runs_view, name="runs"),
     path("billing/runs/<int:run_id>/", billing.run_view, name="run"),
     path("billing/overdue/", billing.overdue_view, name="overdue"),
+    path("billing/overdue/export.<str:fmt>", billing.overdue_export_view, name="overdue_export"),
+    path("billing/overdue/suspend/", billing.overdue_suspend_view, name="overdue_suspend"),
     path("billing/corrections/", billing.corrections_view, name="corrections"),
     path("billing/payments/", billing.payments_view, name="payments"),
+    path("billing/payments/export.<str:fmt>", billing.payments_export_view, name="payments_export"),
     path("collect/", collection.collect_view, name="collect"),
     path("collect/day-sheet/", collection.day_sheet_view, name="day_sheet"),
     path("packages/", catalog.packages_view, name="packages"),

@@ -12,3 +12,7 @@ class ZoneError(SubscriberError):
 
 class DiscountNotPermitted(SubscriberError):
     """Giving a subscriber a discount needs the permission customers.grant_discount."""
+
+
+class PasswordRevealNotPermitted(SubscriberError):
+    """Reading a subscriber's PPPoE password needs the permission customers.reveal_pppoe_password."""

@@ -20,7 +20,7 @@ from sonjog.core import bounds
 from sonjog.core.filters import CheckFilter, OperatorIds, ScopedFilterSet, ScopedModelChoiceFilter, TextFilter
 from sonjog.core.periods import add_months, month_start
 from sonjog.customers.models import ServiceIntent, Subscriber, Zone
-from sonjog.customers.selectors import MISMATCH_Q, subscriber_search_q
+from sonjog.customers.selectors import MISMATCH_Q, subscriber_search_q, subscriber_search_rank
 from sonjog.operators.filters import OperatorChoiceField, operators_among
 from sonjog.operators.models import BillingMode
 
@@ -113,11 +113,14 @@ class SubscriberFilterSet(ScopedFilterSet):
         sort = chosen if chosen.lstrip("-") in self.SORTS else DEFAULT_SORT
         descending = sort.startswith("-")
         column = self.SORTS[sort.lstrip("-")]
+        # A search puts the subscriber typed in full (customer ID, PPPoE username, phone) first.
+        searched = "" if self.refused else self.value("q")
+        first: list[Any] = [subscriber_search_rank(searched)] if searched else []
         if column == "customer_id":
             # customer_id is unique (and NOT NULL): its index gives the order, no tie-breaker needed.
-            return queryset.order_by(F(column).desc() if descending else F(column).asc())
+            return queryset.order_by(*first, F(column).desc() if descending else F(column).asc())
         ordering: OrderBy = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
-        return queryset.order_by(ordering, "pk")
+        return queryset.order_by(*first, ordering, "pk")
 
     def filter_nothing(self, queryset: QuerySet[Any], name: str, value: Any) -> QuerySet[Any]:
         return queryset

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from sonjog.catalog.models import AddOnEffect
@@ -52,6 +52,24 @@ def subscriber_search_q(text: str) -> Q:
     if len(digits) >= 4:
         condition |= Q(phone__contains=digits)
     return condition
+
+
+def subscriber_search_exact_q(text: str) -> Q:
+    """The matches of a typed search that are exactly who was asked for: the whole customer ID or
+    PPPoE username (any case), or the whole phone number however it was written."""
+    text = text.strip()
+    condition = Q(customer_id__iexact=text) | Q(pppoe_username__iexact=text)
+    digits = _phone_digits(text)
+    if len(digits) >= 7:
+        # Stored E.164: a Bangladesh number as +880 and its ten digits, any other as + and all of them.
+        condition |= Q(phone=f"+880{digits}") | Q(phone="+" + "".join(ch for ch in text if ch.isdigit()))
+    return condition
+
+
+def subscriber_search_rank(text: str) -> Case:
+    """0 for an exact match of `text` (see `subscriber_search_exact_q`), 1 for any other: a search
+    lists the subscriber typed in full first, whatever else contains it."""
+    return Case(When(subscriber_search_exact_q(text), then=Value(0)), default=Value(1), output_field=IntegerField())
 
 
 def subscribers_visible_to(operator: Operator) -> QuerySet[Subscriber]:

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from sonjog.catalog.models import AddOn, Package
 from sonjog.core.audit import audit
 from sonjog.core.money import ZERO
-from sonjog.customers.exceptions import DiscountNotPermitted, SubscriberError, ZoneError
+from sonjog.customers.exceptions import DiscountNotPermitted, PasswordRevealNotPermitted, SubscriberError, ZoneError
 from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
 from sonjog.customers.phone import normalize_phone
 from sonjog.operators.dates import business_date_problem, operator_today
@@ -357,3 +357,38 @@ def subscriber_addon_end(*, stretch: SubscriberAddOn, day: dt.date) -> None:
     """The stretch's last day is the day before `day`."""
     stretch.end_date = day
     stretch.save(update_fields=["end_date"])
+
+
+# -- the PPPoE password ------------------------------------------------------------------------------
+
+
+def pppoe_password_generate() -> str:
+    """A new random PPPoE password: 12 URL-safe characters, easy to read out and type on a router."""
+    return secrets.token_urlsafe(9)
+
+
+def subscriber_pppoe_password_reveal(*, subscriber: Subscriber, actor: User | None) -> str:
+    """The subscriber's PPPoE password for a person allowed to read it, the reading audited (who looked
+    at whose password, never the password itself)."""
+    if actor is not None and not actor.has_perm("customers.reveal_pppoe_password"):
+        raise PasswordRevealNotPermitted("you may not see PPPoE passwords (permission customers.reveal_pppoe_password)")
+    with transaction.atomic():
+        audit(
+            operator=subscriber.operator, action="subscriber.pppoe_password.reveal", actor=actor, subscriber=subscriber
+        )
+    return Subscriber.objects.values_list("pppoe_password", flat=True).get(pk=subscriber.pk)
+
+
+def subscriber_pppoe_password_reset(*, subscriber: Subscriber, actor: User | None, password: str = "") -> str:
+    """On a locked subscriber: a new PPPoE password (`password`, or a random one), audited without the
+    password; returns it. The flow (`sonjog.flows.subscribers.subscriber_reset_pppoe_password`) puts it
+    on the router and, if asked, sends it to the subscriber."""
+    if subscriber.service_intent == ServiceIntent.TERMINATED:
+        raise SubscriberError(f"{subscriber.customer_id} is terminated")
+    new_password = password.strip() or pppoe_password_generate()
+    if len(new_password) > Subscriber._meta.get_field("pppoe_password").max_length:  # type: ignore[operator]
+        raise SubscriberError("the PPPoE password is too long")
+    subscriber.pppoe_password = new_password
+    subscriber.save(update_fields=["pppoe_password"])
+    audit(operator=subscriber.operator, action="subscriber.pppoe_password.reset", actor=actor, subscriber=subscriber)
+    return new_password

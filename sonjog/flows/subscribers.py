@@ -11,6 +11,7 @@ portal) calls these, never the customers services on their own.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import User
@@ -41,12 +42,14 @@ from sonjog.customers.services import (
     subscriber_intent_set,
     subscriber_package_check,
     subscriber_package_set,
+    subscriber_pppoe_password_reset,
     subscriber_register,
     subscriber_termination_set,
     subscriber_termination_start,
 )
 from sonjog.flows.generation import bills_generate
 from sonjog.network.services import outbox_enqueue
+from sonjog.notifications.models import Channel, Event
 from sonjog.notifications.services import notify_event
 from sonjog.operators.models import Operator
 
@@ -143,6 +146,35 @@ def subscriber_set_intent(*, subscriber: Subscriber, intent: str, reason: str, a
             elif intent == ServiceIntent.ACTIVE and previous == ServiceIntent.SUSPENDED:
                 notify_event(subscriber=locked, event="reactivation")
     return locked
+
+
+@dataclass(frozen=True)
+class PasswordReset:
+    """A reset's new PPPoE password, and whether an SMS carrying it was queued (no SMS account, or a
+    subscriber without a usable number, queues none)."""
+
+    password: str
+    sms_queued: bool
+
+
+def subscriber_reset_pppoe_password(
+    *, subscriber: Subscriber, send_sms: bool = False, actor: User | None = None
+) -> PasswordReset:
+    """A new random PPPoE password, put on the router (the reconcile command carries the subscriber's
+    current secret) and, when `send_sms`, sent to the subscriber by SMS, all in one transaction."""
+    with transaction.atomic():
+        locked = subscriber_lock(subscriber.pk)
+        password = subscriber_pppoe_password_reset(subscriber=locked, actor=actor)
+        outbox_enqueue(subscriber=locked, requested_by="PPPoE password reset")
+        queued = []
+        if send_sms:
+            queued = notify_event(
+                subscriber=locked,
+                event=Event.PPPOE_PASSWORD,
+                context={"pppoe_username": locked.pppoe_username, "pppoe_password": password},
+                channels=[Channel.SMS],
+            )
+    return PasswordReset(password=password, sms_queued=bool(queued))
 
 
 def subscriber_change_package(

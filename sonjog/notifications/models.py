@@ -54,10 +54,12 @@ class Event(models.TextChoices):
     PREPAID_EXPIRY = "prepaid_expiry", _("Prepaid expiry")
     OTP = "otp", _("One-time code")
     BULK = "bulk", _("Bulk message")
+    PPPOE_PASSWORD = "pppoe_password", _("PPPoE password")
 
 
-# Sent whatever the hour and whatever the subscriber muted: a code that arrives at 08:00 is useless.
-URGENT_EVENTS = frozenset({Event.OTP})
+# Sent whatever the hour and whatever the subscriber muted: a code that arrives at 08:00 is useless, and
+# a new PPPoE password (sent only when staff ask) is what the subscriber needs to get back online now.
+URGENT_EVENTS = frozenset({Event.OTP, Event.PPPOE_PASSWORD})
 
 
 class Language(models.TextChoices):

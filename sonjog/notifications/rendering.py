@@ -36,6 +36,8 @@ VARIABLES = (
     "how_to_pay",
     "operator_name",
     "otp",
+    "pppoe_username",
+    "pppoe_password",
 )
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -154,6 +156,16 @@ DEFAULT_WORDING: dict[tuple[str, str], Wording] = {
     (Event.OTP, Language.BANGLA): Wording(
         "আপনার যাচাই কোড",
         "আপনার {{ operator_name }} কোড {{ otp }}। কাউকে জানাবেন না।",
+    ),
+    (Event.PPPOE_PASSWORD, Language.ENGLISH): Wording(
+        "Your internet login",
+        "{{ name }}, your internet login is {{ pppoe_username }}, password {{ pppoe_password }}. "
+        "Do not share it. {{ operator_name }}",
+    ),
+    (Event.PPPOE_PASSWORD, Language.BANGLA): Wording(
+        "আপনার ইন্টারনেট লগইন",
+        "{{ name }}, আপনার ইন্টারনেট লগইন {{ pppoe_username }}, পাসওয়ার্ড {{ pppoe_password }}। "
+        "কাউকে জানাবেন না। {{ operator_name }}",
     ),
 }
 

@@ -106,6 +106,9 @@ def _raw_values(
         "due_date": None,
         "payment_amount": None,
         "otp": None,
+        # Only the PPPoE password notice supplies these (in its context); nothing else quotes them.
+        "pppoe_username": None,
+        "pppoe_password": None,
     }
 
 

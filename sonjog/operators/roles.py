@@ -253,6 +253,7 @@ SECTIONS: list[Section] = [
 SPECIALS: list[Special] = [
     Special("discount", "customers.grant_discount", _("Give subscribers a discount")),
     Special("terminate", "customers.delete_subscriber", _("Terminate subscribers")),
+    Special("reveal_password", "customers.reveal_pppoe_password", _("See subscribers' PPPoE passwords")),
     Special("void", "billing.void_invoice", _("Void invoices with a credit note"), module="billing"),
     Special("backdate", "operators.backdate_closed_period", _("Date money into a period whose books are closed")),
     Special("resellers", "operators.act_for_resellers", _("Act for resellers: see and work in their accounts")),

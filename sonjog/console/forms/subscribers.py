@@ -8,6 +8,9 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.forms.models import ModelChoiceIterator
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from sonjog.catalog.models import AddOn, Package
@@ -19,6 +22,33 @@ from sonjog.customers.exceptions import InvalidPhone
 from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
 from sonjog.customers.phone import normalize_phone
 from sonjog.operators.models import BillingCycle, BillingMode, Operator
+
+
+def label_with_operator(field: forms.Field) -> None:
+    """Name each choice's operator after it ("Home 10 Mbps (800.00) — North reseller"): what a picker
+    shows a login that sees several operators, whose packages and zones may share names."""
+    assert isinstance(field, forms.ModelChoiceField) and field.queryset is not None
+    own_label = field.label_from_instance
+
+    def label(obj: Any) -> str:
+        return f"{own_label(obj)} — {obj.operator.name}"
+
+    field.label_from_instance = label  # type: ignore[method-assign]
+    field.queryset = field.queryset.select_related("operator")
+
+
+class _OfferedChoices(ModelChoiceIterator):
+    """The choices a select shows, narrower than what the field accepts (so a choice of the wrong
+    operator still reaches `clean` and gets an error naming the operators)."""
+
+    def __init__(self, field: forms.ModelChoiceField, queryset: QuerySet[Any]) -> None:
+        super().__init__(field)
+        self.queryset = queryset
+
+
+def _show_only(field: forms.Field, queryset: QuerySet[Any]) -> None:
+    assert isinstance(field, forms.ModelChoiceField)
+    field.widget.choices = _OfferedChoices(field, queryset)  # type: ignore[attr-defined]
 
 
 class SubscriberCreateForm(forms.Form):
@@ -73,6 +103,31 @@ class SubscriberCreateForm(forms.Form):
             del self.fields["monthly_discount"]
         if not scope.spans_many:
             self.fields["operator"].widget = forms.HiddenInput()
+            return
+        label_with_operator(self.fields["package"])
+        label_with_operator(self.fields["zone"])
+        # The package and zone selects offer the chosen operator's only (the page reloads them when the
+        # operator changes); what is posted is still checked against the whole scope in `clean`.
+        chosen = self.chosen_operator()
+        for name in ("package", "zone"):
+            field = self.fields[name]
+            assert isinstance(field, forms.ModelChoiceField) and field.queryset is not None
+            _show_only(field, field.queryset.filter(operator=chosen))
+        self.fields["operator"].widget.attrs.update(
+            {"hx-get": reverse("console:subscriber_create"), "hx-trigger": "change", "hx-swap": "none"}
+        )
+
+    def chosen_operator(self) -> Operator:
+        """The operator the form is filled for: the posted (or asked-for) one when it is in scope, else
+        the login's own."""
+        wanted = self.data.get("operator") if self.data else self.initial.get("operator")
+        field = self.fields["operator"]
+        assert isinstance(field, forms.ModelChoiceField)
+        try:
+            found = field.clean(wanted) if wanted not in (None, "") else None
+        except ValidationError:
+            found = None
+        return found if found is not None else self.scope.home
 
     def clean_phone(self) -> str:
         operator = self.cleaned_data.get("operator") or self.scope.home
@@ -89,9 +144,17 @@ class SubscriberCreateForm(forms.Form):
             return data
         package, zone = data.get("package"), data.get("zone")
         if package is not None and package.operator_id != operator.pk:
-            self.add_error("package", _("This package belongs to another operator."))
+            self.add_error(
+                "package",
+                _("“%(package)s” is %(owner)s's package; choose one of %(operator)s's packages.")
+                % {"package": package.name, "owner": package.operator.name, "operator": operator.name},
+            )
         if zone is not None and zone.operator_id != operator.pk:
-            self.add_error("zone", _("This zone belongs to another operator."))
+            self.add_error(
+                "zone",
+                _("“%(zone)s” is %(owner)s's zone; choose one of %(operator)s's zones.")
+                % {"zone": zone, "owner": zone.operator.name, "operator": operator.name},
+            )
         username = (data.get("pppoe_username") or "").strip()
         # Usernames are unique across the whole database (one RADIUS namespace), not only per operator.
         if username and Subscriber.objects.filter(pppoe_username=username).exists():
@@ -127,7 +190,7 @@ class ChangePackageForm(forms.Form):
         label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text=_("Today if empty")
     )
 
-    def __init__(self, *args: Any, subscriber: Subscriber, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, subscriber: Subscriber, with_operator: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         offer(
             self,
@@ -136,6 +199,8 @@ class ChangePackageForm(forms.Form):
             .exclude(pk=subscriber.package_id)
             .order_by("price"),
         )
+        if with_operator:
+            label_with_operator(self.fields["package"])
 
 
 class ReasonForm(forms.Form):
@@ -151,9 +216,18 @@ class InvoiceVoidForm(ReasonForm):
 
 class IntentForm(forms.Form):
     intent = forms.ChoiceField(
-        choices=[(ServiceIntent.SUSPENDED, _("Suspend")), (ServiceIntent.ACTIVE, _("Reactivate"))]
+        choices=[(ServiceIntent.SUSPENDED, _("Suspend")), (ServiceIntent.ACTIVE, _("Reactivate"))],
+        widget=forms.HiddenInput,
     )
-    reason = TextField(label=_("Reason"), max_length=120, required=False)
+    reason = TextField(label=_("Reason"), max_length=120)
+    # Reactivating a subscriber who is still overdue: the next overdue sweep suspends them again.
+    confirm_overdue = forms.BooleanField(
+        label=_("Reactivate anyway: I know the overdue sweep will suspend again until it is paid"), required=False
+    )
+
+
+class PasswordResetForm(forms.Form):
+    send_sms = forms.BooleanField(label=_("Send the new password to the subscriber by SMS"), required=False)
 
 
 class TerminateForm(forms.Form):

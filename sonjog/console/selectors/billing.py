@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import QuerySet
 
-from sonjog.billing.filters import PaymentFilterSet
+from sonjog.billing.filters import OverdueFilterSet, PaymentFilterSet
 from sonjog.billing.models import BillingRun, EntryKind, Invoice, LedgerEntry, Payment
 from sonjog.billing.selectors import dues_cte, with_reversed
 from sonjog.billing.terms import terms_for
@@ -96,10 +96,13 @@ LIMIT %(limit)s OFFSET %(offset)s
 """
 
 
-def overdue_page(scope: Scope, today: dt.date, page: int, per_page: int = 50) -> tuple[list[Subscriber], int]:
-    """Subscribers owing money past due + grace (prepaid: past validity), most overdue first."""
-    dues, params = dues_cte(scope.operator_ids, today)
-    params |= {"limit": per_page, "offset": (page - 1) * per_page}
+def overdue_page(
+    scope: Scope, today: dt.date, page: int, per_page: int | None = 50, *, only: list[int] | None = None
+) -> tuple[list[Subscriber], int]:
+    """Subscribers owing money past due + grace (prepaid: past validity), most overdue first; `only`
+    narrows them to these subscribers (the overdue list's filters), `per_page` None is every row."""
+    dues, params = dues_cte(scope.operator_ids, today, only=only)
+    params |= {"limit": per_page, "offset": (page - 1) * per_page if per_page else 0}
     with connection.cursor() as cursor:
         cursor.execute("WITH " + dues + _OVERDUE_LIST_SQL, params)
         rows = cursor.fetchall()
@@ -112,6 +115,18 @@ def overdue_page(scope: Scope, today: dt.date, page: int, per_page: int = 50) ->
         subscriber.overdue_amount = overdue_amount  # type: ignore[attr-defined]
         result.append(subscriber)
     return result, total
+
+
+def overdue_filters(scope: Scope, params: Mapping[str, Any] | None, today: dt.date) -> OverdueFilterSet:
+    """Billing's overdue-list filters over the subscribers in scope."""
+    return OverdueFilterSet(
+        params or None, scope.filter(Subscriber.objects.all()), operator_ids=scope.operator_ids, today=today
+    )
+
+
+def overdue_only(filters: OverdueFilterSet) -> list[int] | None:
+    """The subscribers the overdue list is narrowed to, or None for everyone in scope."""
+    return list(filters.qs.values_list("pk", flat=True)) if filters.narrowed else None
 
 
 def corrections(scope: Scope, kind: str = "") -> QuerySet[LedgerEntry]:

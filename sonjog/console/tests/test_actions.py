@@ -185,14 +185,15 @@ def test_suspend_reactivate_and_vip_refusal(tree):
     subscriber = tree.north.subscribers[0]
     client = tree.login(tree.north.staff["billing_clerk"])
     url = reverse("console:subscriber_intent", args=[subscriber.pk])
-    client.post(url, {"intent": "suspended"})
+    client.post(url, {"intent": "suspended", "reason": "asked to pause"})
     subscriber.refresh_from_db()
     assert subscriber.service_intent == ServiceIntent.SUSPENDED
-    client.post(url, {"intent": "active"})
+    # Still overdue (activated 40 days ago, nothing paid): reactivating needs that confirmed.
+    client.post(url, {"intent": "active", "reason": "back home", "confirm_overdue": "on"})
     subscriber.refresh_from_db()
     assert subscriber.service_intent == ServiceIntent.ACTIVE
     Subscriber.objects.filter(pk=subscriber.pk).update(is_vip=True)
-    response = client.post(url, {"intent": "suspended"}, follow=True)
+    response = client.post(url, {"intent": "suspended", "reason": "asked to pause"}, follow=True)
     assert "VIP" in response.content.decode()
     subscriber.refresh_from_db()
     assert subscriber.service_intent == ServiceIntent.ACTIVE

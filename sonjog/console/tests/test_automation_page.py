@@ -23,11 +23,15 @@ def test_owner_sees_every_job_with_schedule_and_next_run(tree):
 
 def test_run_now_runs_the_job_once_and_records_it(tree):
     client = tree.login(tree.root.staff["owner"])
-    response = client.post(reverse("console:automation_run", args=["automation.log_retention"]), follow=True)
+    url = reverse("console:automation_run", args=["automation.log_retention"])
+    asked = client.post(url)
+    assert asked.status_code == 200 and "Run “Purge old operational logs” now?" in asked.content.decode()
+    assert not JobRun.objects.exists()
+    response = client.post(url, {"step": "confirm"}, follow=True)
     assert response.status_code == 200
     run = JobRun.objects.get(job_name="automation.log_retention")
     assert (run.trigger, run.status, run.actor) == ("manual", "ok", tree.root.staff["owner"])
-    assert "automation.log_retention ran" in response.content.decode()
+    assert "Purge old operational logs ran." in response.content.decode()
     assert "manual" in client.get(reverse("console:automation")).content.decode()
 
 

@@ -172,8 +172,11 @@ FORMS: list[FormPost] = [
         lambda w: {"reason": "fuzz"},
     ),
     FormPost(
-        "subscriber_intent", _subscriber_url("subscriber_intent"), lambda w: {"intent": "suspended", "reason": ""}
+        "subscriber_intent",
+        _subscriber_url("subscriber_intent"),
+        lambda w: {"intent": "suspended", "reason": "fuzz", "confirm_overdue": ""},
     ),
+    FormPost("subscriber_password_reset", _subscriber_url("subscriber_password_reset"), lambda w: {"send_sms": ""}),
     FormPost(
         "subscriber_terminate",
         lambda w: reverse("console:subscriber_terminate", args=[w.other.pk]),
@@ -276,6 +279,11 @@ FORMS: list[FormPost] = [
             "message": "",
             "filters": "q=Test&page=1",
         },
+    ),
+    FormPost(
+        "overdue_suspend",
+        lambda w: reverse("console:overdue_suspend"),
+        lambda w: {"filters": f"zone={w.tree.root.zone.pk}&age=7", "step": "confirm", "expected": "1"},
     ),
     FormPost(
         "automation_schedule",
@@ -514,6 +522,7 @@ NO_FORM_FIELDS = {
     "messaging_credit_resend",
     "messaging_message_resend",
     "operator_settings_cancel",
+    "subscriber_password_reveal",
 }
 # Every query parameter any console view reads.
 QUERY_PARAMETERS = [
@@ -574,6 +583,10 @@ PAGE_URLS: dict[str, Callable[[World], str]] = {
     **{name: _named_url(name) for name in LIST_PAGES},
     "subscribers_export.csv": lambda w: reverse("console:subscribers_export", args=["csv"]),
     "subscribers_export.xlsx": lambda w: reverse("console:subscribers_export", args=["xlsx"]),
+    "payments_export.csv": lambda w: reverse("console:payments_export", args=["csv"]),
+    "payments_export.xlsx": lambda w: reverse("console:payments_export", args=["xlsx"]),
+    "overdue_export.csv": lambda w: reverse("console:overdue_export", args=["csv"]),
+    "overdue_export.xlsx": lambda w: reverse("console:overdue_export", args=["xlsx"]),
     "subscriber": lambda w: reverse("console:subscriber", args=[w.subscriber.pk]),
     "subscriber_payment": lambda w: reverse("console:subscriber_payment", args=[w.subscriber.pk]),
     "receipt": lambda w: reverse("console:receipt", args=[w.rows["receipt"].pk]),
@@ -622,6 +635,12 @@ def test_every_console_url_is_driven_here():
         "messaging_bulk_result",
         "messaging_message",
         "subscribers_export",
+        "payments_export",
+        "overdue_export",
+        # An import batch's pages: their hostile uploads and mappings are test_import_page's.
+        "import_batch",
+        "import_problems",
+        "import_undo",
     }
     assert names - driven - row_pages == set()
 

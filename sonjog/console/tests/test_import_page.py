@@ -46,7 +46,7 @@ def test_upload_check_import_and_undo_from_the_console(tree: Tree):
     client.post(reverse("console:import_batch", args=[batch.pk]), _mapping_post(batch, apply="1"))
     assert not ImportBatch.objects.exclude(status="draft").exists()
     problems = client.get(reverse("console:import_problems", args=[batch.pk]))
-    assert b"".join(problems.streaming_content).decode("utf-8-sig").count("\n") == 3
+    assert b"".join(problems.streaming_content).decode("utf-8-sig").count("\n") == 3  # type: ignore[attr-defined]
     # The file fixed: upload it again, check, import.
     _upload(client, north.operator.pk, "Name,Mobile,Package,Area,Due\n" + "\n".join(rows[:-1]) + "\n")
     fixed = ImportBatch.objects.latest("pk")
@@ -68,3 +68,33 @@ def test_upload_check_import_and_undo_from_the_console(tree: Tree):
     undone = client.post(reverse("console:import_undo", args=[fixed.pk]), follow=True).content.decode()
     assert "30 subscribers removed" in undone
     assert not Subscriber.objects.filter(operator=north.operator, zone__name="New area").exists()
+
+
+@pytest.mark.django_db
+def test_bad_uploads_and_mappings_get_a_message_and_write_nothing(tree: Tree):
+    north = tree.north
+    client = tree.login(north.staff["reseller_staff"])
+    for text, name, message in [
+        ("", "empty.csv", "the file has no rows"),
+        ("Name,Phone,Package\n", "header.csv", "a header but no rows"),
+        ("Name,Name\nA,B\n", "twice.csv", "names a column twice"),
+        ("PK\x03\x04not really a workbook", "fake.xlsx", "not a readable XLSX"),
+    ]:
+        response = _upload(client, north.operator.pk, text, name)
+        assert response.status_code == 200 and message in response.content.decode(), name
+    assert _upload(client, tree.root.operator.pk, "Name\nA\n").status_code == 200  # not its operator
+    assert not ImportBatch.objects.exists()
+    _upload(client, north.operator.pk, f"Name,Mobile,Package\nA,01716000001,{north.package.name}\n")
+    batch = ImportBatch.objects.get()
+    # A mapping without the package column, or naming a column the file lacks, is refused in words.
+    posted = _mapping_post(batch, check="1")
+    posted["map_package"] = ""
+    assert (
+        "no column is mapped to package"
+        in client.post(reverse("console:import_batch", args=[batch.pk]), posted).content.decode()
+    )
+    posted["map_package"] = "Nope"
+    assert client.post(reverse("console:import_batch", args=[batch.pk]), posted).status_code == 200
+    assert not Subscriber.objects.filter(operator=north.operator, name="A").exists()
+    assert client.post(reverse("console:import_undo", args=[batch.pk]), follow=True).status_code == 200
+    assert ImportBatch.objects.get().status == ImportBatch.Status.DRAFT

@@ -7,10 +7,37 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from sonjog.billing.selectors import with_due
 from sonjog.console import selectors
-from sonjog.console.access import console_view, scope_of
+from sonjog.console.access import Scope, console_view, scope_of
 from sonjog.console.views.common import page, today_for
 from sonjog.core.bounds import OutOfBounds, query_text
+from sonjog.customers.models import ServiceIntent, Subscriber
+from sonjog.customers.selectors import subscriber_search_q, subscriber_search_rank
+
+# How many matches the payment picker lists; past that it says how many more there are.
+PICKER_LIMIT = 8
+
+
+def payment_picker(scope: Scope, text: str, limit: int = PICKER_LIMIT) -> tuple[list[Subscriber], int]:
+    """Who a typed search finds to take money from (never the terminated), the exact customer ID,
+    PPPoE username or phone first, each with `due` (what it owes now, billing's definition), and how
+    many more matched than are listed."""
+    if len(text.strip()) < 2:
+        return [], 0
+    rows = (
+        scope.filter(Subscriber.objects.all())
+        .filter(subscriber_search_q(text))
+        .exclude(service_intent=ServiceIntent.TERMINATED)
+    )
+    found = list(
+        with_due(rows, today_for(scope))
+        .select_related("package", "zone__parent", "operator")
+        .order_by(subscriber_search_rank(text), "customer_id")[: limit + 1]
+    )
+    if len(found) <= limit:
+        return found, 0
+    return found[:limit], rows.count() - limit
 
 
 @console_view("billing.add_payment")
@@ -21,8 +48,15 @@ def collect_view(request: HttpRequest) -> HttpResponse:
         text = query_text(request.GET.get("q", ""))
     except OutOfBounds as refused:
         text, error = "", str(refused)
-    found = selectors.subscriber_picker(scope, text)
-    context = {"q": text, "found": found, "error": error, "currency": scope.home.currency}
+    found, more = payment_picker(scope, text)
+    context = {
+        "q": text,
+        "found": found,
+        "more": more,
+        "spans_many": scope.spans_many,
+        "error": error,
+        "currency": scope.home.currency,
+    }
     if request.htmx:  # type: ignore[attr-defined]
         # A live-search fragment: htmx swaps in only a 2xx answer, and this one carries the message.
         return page(request, "console/partials/collect_results.html", context)

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Max
 from django.forms import ModelChoiceField
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -23,10 +24,11 @@ from sonjog.billing.exceptions import (
     InvalidPaymentMethod,
     InvoicePaid,
 )
-from sonjog.billing.models import BillLine, EntryKind, Invoice, LedgerEntry, Payment, PaymentMethod
-from sonjog.billing.selectors import bill_credits, payments_on_bill
+from sonjog.billing.models import Bill, BillLine, EntryKind, Invoice, LedgerEntry, Payment, PaymentMethod
+from sonjog.billing.selectors import bill_credits, payments_on_bill, subscriber_dues
 from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void
 from sonjog.billing.services.receipts import receipt_show
+from sonjog.billing.terms import operator_today, subscriber_terms
 from sonjog.catalog.models import AddOn
 from sonjog.console import pdf, selectors
 from sonjog.console.access import Scope, console_view, scope_of
@@ -42,20 +44,25 @@ from sonjog.console.forms import (
     ReasonForm,
     TerminateForm,
 )
+from sonjog.console.forms.subscribers import PasswordResetForm
 from sonjog.console.views.common import page
+from sonjog.console.views.subscribers import PPPOE_PASSWORD_SHOWN_KEY, pppoe_password_show_once
+from sonjog.core.periods import add_months, nominal_period
 from sonjog.core.words import amount_in_words
 from sonjog.customers import services as customers_services
 from sonjog.customers.exceptions import SubscriberError
-from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn
+from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, SyncState
 from sonjog.customers.selectors import subscriber_addons
 from sonjog.flows.payments import payment_receive
 from sonjog.flows.subscribers import (
     subscriber_addon_activate,
     subscriber_addon_deactivate,
     subscriber_change_package,
+    subscriber_reset_pppoe_password,
     subscriber_set_intent,
     subscriber_terminate,
 )
+from sonjog.network.models import OutboxCommand, OutboxStatus
 from sonjog.notifications.models import Channel, Event, MessageStatus
 from sonjog.notifications.selectors import subscriber_messages
 
@@ -97,6 +104,57 @@ def _addons_offered(subscriber: Subscriber) -> list[AddOn]:
     return list(field.queryset)
 
 
+def next_invoice_date(subscriber: Subscriber) -> dt.date | None:
+    """The day the subscriber's next period bill covers from: the start of the period after the latest
+    billed one (the first period from activation when none is billed yet), never a period starting
+    before `billing_starts_on` (an imported subscriber billed elsewhere until then), None when
+    nothing more will be billed (not activated, terminated by then).
+
+    Mirrors what generation bills next (`billing.services.generation`: the first month, then one
+    period after another); it reads the same terms (`billing.terms.subscriber_terms`)."""
+    activation = subscriber.activation_date
+    if activation is None or subscriber.service_intent == ServiceIntent.TERMINATED:
+        return None
+    terms = subscriber_terms(subscriber)
+    latest = Bill.objects.filter(subscriber=subscriber, kind=Bill.Kind.PERIOD, reversed_at__isnull=True).aggregate(
+        latest=Max("period_month")
+    )["latest"]
+    month = add_months(latest, 1) if latest is not None else terms.period_month_of(activation)
+    if subscriber.billing_starts_on is not None:
+        from_month = terms.period_month_of(subscriber.billing_starts_on)
+        if max(nominal_period(from_month, terms.anchor_day)[0], activation) < subscriber.billing_starts_on:
+            from_month = add_months(from_month, 1)
+        month = max(month, from_month)
+    start = max(nominal_period(month, terms.anchor_day)[0], activation)
+    if subscriber.terminated_on is not None and start >= subscriber.terminated_on:
+        return None
+    return start
+
+
+def _sync_command(subscriber: Subscriber) -> OutboxCommand | None:
+    """The router command waiting (or running) for the subscriber: what "Sync: Pending" means."""
+    return (
+        OutboxCommand.objects.filter(subscriber=subscriber, status__in=[OutboxStatus.PENDING, OutboxStatus.RUNNING])
+        .order_by("-requested_at")
+        .first()
+    )
+
+
+def _network_context(subscriber: Subscriber) -> dict[str, Any]:
+    command = _sync_command(subscriber) if subscriber.sync_state == SyncState.PENDING else None
+    return {"subscriber": subscriber, "sync_command": command}
+
+
+def _password_shown(request: HttpRequest, subscriber: Subscriber) -> str:
+    """The PPPoE password to show on this page once (just created, revealed or reset), taken out of
+    the session so a reload does not show it again."""
+    shown = request.session.get(PPPOE_PASSWORD_SHOWN_KEY)
+    if not isinstance(shown, dict) or shown.get("subscriber") != subscriber.pk:
+        return ""
+    del request.session[PPPOE_PASSWORD_SHOWN_KEY]
+    return str(shown.get("password", ""))
+
+
 @console_view("customers.view_subscriber")
 def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     subscriber = _subscriber(request, subscriber_id)
@@ -107,10 +165,11 @@ def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
         request,
         "console/subscriber.html",
         {
-            "subscriber": subscriber,
+            **_network_context(subscriber),
             "profile": profile,
             "currency": subscriber.operator.currency,
-            "intent_form": IntentForm(),
+            "next_invoice_date": next_invoice_date(subscriber),
+            "password_shown": _password_shown(request, subscriber),
             "timeline": _timeline(subscriber) if can_see_messages else [],
             "addons": subscriber_addons(subscriber),
             "addons_offered": _addons_offered(subscriber)
@@ -123,7 +182,58 @@ def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
 @console_view("customers.view_subscriber")
 def subscriber_network_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     subscriber = _subscriber(request, subscriber_id)
-    return page(request, "console/partials/subscriber_network.html", {"subscriber": subscriber})
+    return page(request, "console/partials/subscriber_network.html", _network_context(subscriber))
+
+
+@require_POST
+@console_view("customers.reveal_pppoe_password")
+def password_reveal_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    password = customers_services.subscriber_pppoe_password_reveal(subscriber=subscriber, actor=request.user)  # type: ignore[arg-type]
+    if request.htmx:  # type: ignore[attr-defined]
+        return page(
+            request,
+            "console/partials/pppoe_password.html",
+            {"subscriber": subscriber, "password_shown": password},
+        )
+    pppoe_password_show_once(request, subscriber.pk, password)
+    return redirect("console:subscriber", subscriber_id=subscriber.pk)
+
+
+@console_view("customers.change_subscriber")
+def password_reset_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    subscriber = _subscriber(request, subscriber_id)
+    # Bound on any POST: the form has only a checkbox, so an unticked one posts nothing else.
+    form = PasswordResetForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            reset = subscriber_reset_pppoe_password(
+                subscriber=subscriber,
+                send_sms=form.cleaned_data["send_sms"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except SubscriberError as error:
+            form.add_error(None, str(error))
+        else:
+            if not form.cleaned_data["send_sms"]:
+                messages.success(request, _("New PPPoE password set; the router is being updated."))
+            elif reset.sms_queued:
+                messages.success(
+                    request, _("New PPPoE password set and sent to %(phone)s by SMS.") % {"phone": subscriber.phone}
+                )
+            else:
+                messages.warning(
+                    request,
+                    _(
+                        "New PPPoE password set, but no SMS was queued: the operator has no active SMS account, "
+                        "or the subscriber's number cannot take SMS."
+                    ),
+                )
+            pppoe_password_show_once(request, subscriber.pk, reset.password)
+            return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    return _action_page(
+        request, subscriber, form, _("Reset the PPPoE password"), password_reset=True, submit_label=_("Reset password")
+    )
 
 
 @console_view("customers.change_subscriber")
@@ -152,7 +262,7 @@ def contact_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
 @console_view("customers.change_subscriber")
 def package_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     subscriber = _subscriber(request, subscriber_id)
-    form = ChangePackageForm(request.POST or None, subscriber=subscriber)
+    form = ChangePackageForm(request.POST or None, subscriber=subscriber, with_operator=scope_of(request).spans_many)
     if request.method == "POST" and form.is_valid():
         try:
             subscriber_change_package(
@@ -326,28 +436,59 @@ def reverse_view(request: HttpRequest, subscriber_id: int, entry_id: int) -> Htt
     )
 
 
-@require_POST
+def _still_overdue(subscriber: Subscriber) -> Decimal | None:
+    """What a subscriber about to be reactivated still owes when the overdue sweep would suspend them
+    again (billing's one definition of overdue; VIPs are never suspended), else None."""
+    if subscriber.is_vip:
+        return None
+    dues = subscriber_dues(subscriber.operator_id, [subscriber.pk], operator_today(subscriber.operator))
+    found = dues.get(subscriber.pk)
+    return found.due if found is not None and found.is_overdue else None
+
+
 @console_view("customers.change_subscriber")
 def intent_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
+    """Suspend or reactivate, with a reason, after a confirmation page; reactivating someone still
+    overdue says so first and needs it confirmed."""
     subscriber = _subscriber(request, subscriber_id)
-    form = IntentForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Choose suspend or reactivate."))
-        return redirect("console:subscriber", subscriber_id=subscriber.pk)
-    intent = form.cleaned_data["intent"]
-    try:
-        subscriber_set_intent(
-            subscriber=subscriber,
-            intent=intent,
-            reason=form.cleaned_data["reason"]
-            or ("staff suspension" if intent == "suspended" else "staff reactivation"),
-            actor=request.user,  # type: ignore[arg-type]
-        )
-    except SubscriberError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, _("Suspended.") if intent == ServiceIntent.SUSPENDED else _("Reactivated."))
-    return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    wanted = request.POST.get("intent") if request.method == "POST" else request.GET.get("intent")
+    if wanted not in (ServiceIntent.SUSPENDED, ServiceIntent.ACTIVE):
+        wanted = ServiceIntent.ACTIVE if subscriber.service_intent != ServiceIntent.ACTIVE else ServiceIntent.SUSPENDED
+    form = IntentForm(request.POST if request.method == "POST" else None, initial={"intent": wanted})
+    owes = _still_overdue(subscriber) if wanted == ServiceIntent.ACTIVE else None
+    if owes is None:
+        del form.fields["confirm_overdue"]
+    if request.method == "POST" and form.is_valid():
+        intent = form.cleaned_data["intent"]
+        if owes is not None and not form.cleaned_data.get("confirm_overdue"):
+            form.add_error(
+                "confirm_overdue",
+                _("Tick this to reactivate a subscriber who is still overdue, or take the payment first."),
+            )
+        else:
+            try:
+                subscriber_set_intent(
+                    subscriber=subscriber,
+                    intent=intent,
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,  # type: ignore[arg-type]
+                )
+            except SubscriberError as error:
+                form.add_error(None, str(error))
+            else:
+                messages.success(request, _("Suspended.") if intent == ServiceIntent.SUSPENDED else _("Reactivated."))
+                return redirect("console:subscriber", subscriber_id=subscriber.pk)
+    title = _("Suspend service") if wanted == ServiceIntent.SUSPENDED else _("Reactivate service")
+    return _action_page(
+        request,
+        subscriber,
+        form,
+        title,
+        danger=wanted == ServiceIntent.SUSPENDED,
+        submit_label=_("Suspend") if wanted == ServiceIntent.SUSPENDED else _("Reactivate"),
+        still_owes=owes,
+        currency=subscriber.operator.currency,
+    )
 
 
 @console_view("customers.delete_subscriber")

@@ -19,6 +19,7 @@ from sonjog.console import exports, selectors, services
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.exceptions import ConsoleError
 from sonjog.console.forms import BulkActionForm, SubscriberCreateForm
+from sonjog.console.forms.subscribers import label_with_operator
 from sonjog.console.models import BulkAction
 from sonjog.console.views.common import page, page_of, today_for
 from sonjog.customers import services as customers_services
@@ -30,7 +31,11 @@ def _filters(request: HttpRequest, params: QueryDict | None = None) -> Subscribe
     # Unusable filters (another subtree's zone, a malformed amount) show their error and list nothing
     # rather than silently listing everything.
     scope = scope_of(request)
-    return selectors.subscriber_filters(scope, request.GET if params is None else params, today_for(scope))
+    filters = selectors.subscriber_filters(scope, request.GET if params is None else params, today_for(scope))
+    if scope.spans_many:
+        for name in ("package", "zone"):
+            label_with_operator(filters.form.fields[name])
+    return filters
 
 
 @console_view("customers.view_subscriber")
@@ -46,6 +51,7 @@ def subscriber_list_view(request: HttpRequest) -> HttpResponse:
         # SMS has its own page, which shows the count and the cost before anything is sent.
         "bulk_kinds": [(value, label) for value, label in BulkAction.Kind.choices if value != BulkAction.Kind.SMS],
         "packages": form.fields["package"].queryset,  # type: ignore[attr-defined]
+        "spans_many": scope.spans_many,
         "currency": scope.home.currency,
     }
     if request.htmx and request.htmx.target == "subscriber-results":  # type: ignore[attr-defined]
@@ -63,10 +69,26 @@ def subscriber_export_view(request: HttpRequest, fmt: str) -> HttpResponseBase:
     return exports.subscribers_csv(rows)
 
 
+# The profile shows a new subscriber's PPPoE password once, on the page the creation redirects to.
+PPPOE_PASSWORD_SHOWN_KEY = "pppoe_password_shown"
+
+
+def pppoe_password_show_once(request: HttpRequest, subscriber_id: int, password: str) -> None:
+    request.session[PPPOE_PASSWORD_SHOWN_KEY] = {"subscriber": subscriber_id, "password": password}
+
+
 @console_view("customers.add_subscriber")
 def subscriber_create_view(request: HttpRequest) -> HttpResponse:
     scope = scope_of(request)
     can_discount = request.user.has_perm("customers.grant_discount")
+    if request.method != "POST" and request.htmx and request.htmx.trigger_name == "operator":  # type: ignore[attr-defined]
+        # The operator select changed: the package and zone choices of the operator chosen.
+        chosen = SubscriberCreateForm(
+            scope=scope, can_discount=can_discount, initial={"operator": request.GET.get("operator")}
+        )
+        return page(
+            request, "console/partials/subscriber_create_choices.html", {"fields": [chosen["zone"], chosen["package"]]}
+        )
     form = SubscriberCreateForm(request.POST or None, scope=scope, can_discount=can_discount)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -105,6 +127,7 @@ def subscriber_create_view(request: HttpRequest) -> HttpResponse:
                     actor=request.user,  # type: ignore[arg-type]
                 )
             messages.success(request, _("%(id)s created.") % {"id": subscriber.customer_id})
+            pppoe_password_show_once(request, subscriber.pk, subscriber.pppoe_password)
             return redirect("console:subscriber", subscriber_id=subscriber.pk)
     return page(request, "console/subscriber_create.html", {"form": form}, status=400 if form.errors else 200)
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from sonjog.billing.filters import OVERDUE_AGES, overdue_longer_than
 from sonjog.console import formatting
 from sonjog.console import selectors as console_selectors
 from sonjog.console.access import console_view, scope_of
@@ -31,14 +32,25 @@ from sonjog.operators.models import Operator
 BULK_DEDUP_PREFIX = "console-bulk"
 
 
+def overdue_choice(request: HttpRequest) -> str:
+    """`overdue` from the overdue list's "SMS these": "0" for everyone overdue, or the days they are
+    overdue by more than (the list's age filter); "" when the audience is not the overdue list."""
+    raw = request.POST.get("overdue") or request.GET.get("overdue") or ""
+    return raw if raw in {"0", *(str(days) for days in OVERDUE_AGES)} else ""
+
+
 def _recipients(request: HttpRequest, operator: Operator, form: BulkSmsForm) -> Any:
-    """The subscribers the filters pick, through the subscriber list's own filter set, within one operator."""
+    """The subscribers the filters pick, through the subscriber list's own filter set, within one
+    operator; coming from the overdue list, only those overdue (by billing's dues, for that long)."""
     scope = scope_of(request)
     data = form.cleaned_data
     # The form checked each choice among this operator's rows: they are the filters' values as they are.
     chosen = {name: data.get(name) for name in ("q", "zone", "package", "status", "owes")}
     filters = console_selectors.subscriber_filters(scope, None, today_for(scope), operator=operator, defaults=chosen)
-    return console_selectors.subscriber_list(filters)
+    rows = console_selectors.subscriber_list(filters)
+    if overdue := overdue_choice(request):
+        rows = rows.filter(pk__in=overdue_longer_than([operator.pk], today_for(scope), int(overdue)))
+    return rows
 
 
 def _bulk_already_sent(operator: Operator, token: str) -> int | None:
@@ -49,7 +61,7 @@ def _bulk_already_sent(operator: Operator, token: str) -> int | None:
     return notify.bulk_send_for_key(operator, f"{BULK_DEDUP_PREFIX}:{token}", since)
 
 
-def _confirm_fields(form: BulkSmsForm) -> dict[str, Any]:
+def _confirm_fields(form: BulkSmsForm, overdue: str) -> dict[str, Any]:
     """The previewed choices, carried unchanged into the confirmation."""
     data = form.cleaned_data
     return {
@@ -60,13 +72,16 @@ def _confirm_fields(form: BulkSmsForm) -> dict[str, Any]:
         "q": data.get("q") or "",
         "template": data["template"].pk if data.get("template") else "",
         "text": data.get("text") or "",
+        "overdue": overdue,
     }
 
 
 def _bulk_initial(request: HttpRequest) -> dict[str, Any]:
     """The subscriber list's filters, when the list sent the user here; else active subscribers."""
     query = request.GET
-    initial: dict[str, Any] = {"status": query.get("status", ServiceIntent.ACTIVE)}
+    # The overdue list's subscribers are overdue whatever their service state (suspended ones too).
+    default_status = "" if overdue_choice(request) else ServiceIntent.ACTIVE
+    initial: dict[str, Any] = {"status": query.get("status", default_status)}
     for name in ("zone", "package", "q"):
         if query.get(name):
             initial[name] = query[name]
@@ -83,9 +98,12 @@ def bulk_view(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     form = BulkSmsForm(request.POST or None, operator=operator, initial=_bulk_initial(request))
     balance = notify.sms_balance(operator)
+    overdue = overdue_choice(request)
     context: dict[str, Any] = {
         **base_context(request, operator),
         "form": form,
+        "overdue": overdue,
+        "overdue_days": int(overdue) if overdue else 0,
         "can_send": can_send,
         "balance": balance,
         "sms_account": notify.active_accounts(operator).get(Channel.SMS),
@@ -152,7 +170,7 @@ def bulk_view(request: HttpRequest) -> HttpResponse:
             "preview": preview,
             "covered": preview.cost <= balance.balance,
             "token": secrets.token_urlsafe(16),
-            "confirm_fields": _confirm_fields(form),
+            "confirm_fields": _confirm_fields(form, overdue),
             "shortfall": max(preview.cost - balance.balance, 0),
         }
     )

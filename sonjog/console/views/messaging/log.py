@@ -4,14 +4,16 @@ secrets, and sending one failed message again."""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from sonjog.console import selectors
+from sonjog.console import formatting, selectors
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.views.common import PER_PAGE, page
 from sonjog.core.bounds import query_id
@@ -38,6 +40,27 @@ def _parse_cursor(text: str) -> tuple[dt.datetime, int] | None:
         return None
 
 
+def waiting_note(message: Message, now: dt.datetime, quiet_ends: dict[int, dt.time | None]) -> str:
+    """Why a queued message has not gone yet, with the time it will, in its operator's time zone:
+    "held until 08:00" (quiet hours), "next attempt at 14:32" (a retry), or "" when it is due now.
+    `quiet_ends` caches each operator's quiet-hours end (None: no quiet hours)."""
+    if message.status != MessageStatus.QUEUED or message.next_attempt_at <= now:
+        return ""
+    local = message.next_attempt_at.astimezone(ZoneInfo(message.operator.time_zone))
+    today = now.astimezone(ZoneInfo(message.operator.time_zone)).date()
+    when = formatting.localize_digits(f"{local:%H:%M}")
+    if local.date() != today and local.date() != today + dt.timedelta(days=1):
+        when = f"{when} {formatting.local_date(local.date())}"
+    if message.attempts:
+        return _("next attempt at %(when)s") % {"when": when}
+    if message.operator_id not in quiet_ends:
+        settings = notify.notification_settings_for(message.operator)
+        quiet_ends[message.operator_id] = settings.quiet_end if settings.quiet_hours_enabled else None
+    if quiet_ends[message.operator_id] == local.time().replace(second=0, microsecond=0):
+        return _("held for quiet hours until %(when)s") % {"when": when}
+    return _("held until %(when)s") % {"when": when}
+
+
 @console_view("notifications.view_message")
 def log_view(request: HttpRequest) -> HttpResponse:
     filters = selectors.message_filters(scope_of(request), request.GET)
@@ -46,6 +69,10 @@ def log_view(request: HttpRequest) -> HttpResponse:
     bulk = filters.value("bulk")
     before = _parse_cursor(request.GET.get("before", ""))
     shown, more = notify.message_log(filters.qs, before=before, limit=PER_PAGE)
+    now = timezone.now()
+    quiet_ends: dict[int, dt.time | None] = {}
+    for message in shown:
+        message.waiting = waiting_note(message, now, quiet_ends)  # type: ignore[attr-defined]
     return page(
         request,
         "console/messaging_log.html",
@@ -96,6 +123,7 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
         "console/messaging_message.html",
         {
             "message": message,
+            "waiting": waiting_note(message, timezone.now(), {}),
             "currency": message.operator.currency,
             "last_error": _masked(message.last_error, message.account),
             "resent_as": Message.objects.filter(resent_from=message).only("pk").first(),
