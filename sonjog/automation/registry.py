@@ -50,6 +50,13 @@ _JOB_LIST = [
         run_retention_days=14,
     ),
     Job(
+        "subscribers.scheduled_changes",
+        "Changes booked for a later day",
+        "7 * * * *",
+        "Applies package changes, suspensions and terminations staff booked for a later day, on that day "
+        "in the operator's calendar; one that cannot be applied is marked with the reason.",
+    ),
+    Job(
         "network.overdue_sweep",
         "Suspend overdue subscribers",
         "30 0 * * *",

@@ -198,3 +198,53 @@ class SubscriberAddOn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber_id} {self.addon_id} [{self.start_date}, {self.end_date or '…'})"
+
+
+class ScheduledChange(models.Model):
+    """A change staff asked for on a later day: a package change, a suspension or a termination. The
+    hourly job applies each on its day (in the operator's calendar) through the same flows as the
+    console's buttons; until then it can be cancelled."""
+
+    class Kind(models.TextChoices):
+        PACKAGE = "package", _("Package change")
+        SUSPEND = "suspend", _("Suspension")
+        TERMINATE = "terminate", _("Termination")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for its day")
+        APPLIED = "applied", _("Applied")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Could not be applied")
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="scheduled_changes")
+    kind = models.CharField(_("change"), max_length=10, choices=Kind.choices)
+    effective_date = models.DateField(_("on"))
+    package = models.ForeignKey(
+        "catalog.Package", null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("package")
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["effective_date", "id"]
+        constraints = [
+            # One waiting change of each kind per subscriber: a second would race the first on its day.
+            models.UniqueConstraint(
+                fields=["subscriber", "kind"], condition=Q(status="pending"), name="scheduledchange_one_pending"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="package") | Q(package__isnull=False), name="scheduledchange_package_named"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["effective_date"], condition=Q(status="pending"), name="scheduledchange_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} {self.kind} on {self.effective_date} ({self.status})"

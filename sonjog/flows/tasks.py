@@ -13,6 +13,7 @@ from sonjog.billing.models import BillingRun
 from sonjog.core.jobs import releases_connection
 from sonjog.flows import enforcement
 from sonjog.flows.generation import due_bills_generate, scheduled_bills_generate
+from sonjog.flows.scheduled import scheduled_changes_apply
 
 
 @app.periodic(cron="17 * * * *", periodic_id="billing.generate_nightly")
@@ -39,3 +40,12 @@ def generate_catch_up(timestamp: int) -> dict[str, int]:
 def overdue_sweep(timestamp: int | None = None) -> dict[str, Any]:
     result = enforcement.overdue_sweep()
     return {"suspended": result["suspended"]}
+
+
+@app.periodic(cron="7 * * * *", periodic_id="subscribers.scheduled_changes")
+@app.task(name="subscribers.scheduled_changes", queue="billing", queueing_lock="subscribers.scheduled_changes")
+@releases_connection
+@recorded("subscribers.scheduled_changes")
+def scheduled_changes(timestamp: int | None = None) -> dict[str, int]:
+    """Package changes, suspensions and terminations booked for a later day, applied on it."""
+    return scheduled_changes_apply()
