@@ -279,7 +279,6 @@ def _plan(
         )
         rows = cursor.fetchall()
     addons = _addons_of_candidates(operator, period_month, only_ids, rows)
-    holds = _holds_of_candidates(operator, only_ids)
     terms_cache: dict[tuple[Any, ...], Any] = {}
     amounts_cache: dict[tuple[Any, ...], Any] = {}
     planned: list[_PlannedBill] = []
@@ -299,6 +298,7 @@ def _plan(
         last_billed_month,
         target_exists,
         billing_starts_on,
+        holds,
     ) in rows:
         try:
             key = (mode, cycle, billing_day, activation_date.day)
@@ -332,10 +332,8 @@ def _plan(
                 period = subscriber_period(month, terms.anchor_day, activation_date, terminated_on)
                 if period is None or (started_by is not None and period.nominal_start > started_by):
                     continue
-                held = holds.get(subscriber_id)
-                if held and any(
-                    start <= period.nominal_start and (end is None or period.nominal_start < end) for start, end in held
-                ):
+                # A billing hold (pause) covers the period's start: not billed.
+                if holds and any(period.nominal_start in hold for hold in holds):
                     result.skipped_held += 1
                     continue
                 prorate = (period.start == activation_date and terms.prorate_first) or (
@@ -371,23 +369,6 @@ def _plan(
         except (ValueError, ArithmeticError) as error:
             result.errors.append({"subscriber": customer_id, "error": str(error)})
     return planned
-
-
-def _holds_of_candidates(
-    operator: Operator, only_ids: list[int] | None
-) -> dict[int, list[tuple[dt.date, dt.date | None]]]:
-    """Every billing hold of the run's subscribers, by subscriber: one query (an operator without
-    holds pays one probe of an empty index range)."""
-    holds: dict[int, list[tuple[dt.date, dt.date | None]]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT subscriber_id, start_date, end_date FROM billing_billinghold WHERE operator_id = %s"
-            " AND (%s::bigint[] IS NULL OR subscriber_id = ANY(%s::bigint[]))",
-            [operator.pk, only_ids, only_ids],
-        )
-        for subscriber_id, start, end in cursor.fetchall():
-            holds.setdefault(subscriber_id, []).append((start, end))
-    return holds
 
 
 def _first_month_from(terms: BillingTerms, day: dt.date, activation_date: dt.date) -> dt.date:

@@ -13,7 +13,9 @@ SELECT s.id, s.customer_id, s.activation_date, s.terminated_on, s.billing_mode, 
         WHERE b.subscriber_id = s.id AND b.reversed_at IS NULL AND b.kind = 'period'),
        EXISTS (SELECT 1 FROM billing_bill b WHERE b.subscriber_id = s.id AND b.period_month = %(month)s
                AND b.reversed_at IS NULL AND b.kind = 'period'),
-       s.billing_starts_on
+       s.billing_starts_on,
+       (SELECT array_agg(daterange(h.start_date, h.end_date)) FROM billing_billinghold h
+        WHERE h.subscriber_id = s.id)
 FROM customers_subscriber s
 JOIN catalog_package p ON p.id = s.package_id
 WHERE s.operator_id = %(operator_id)s
