@@ -11,9 +11,19 @@ from django.db import connection
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from sonjog.billing.models import Allocation, BillingHold, CreditLine, EntryKind, LedgerEntry, Payment, Statement
+from sonjog.billing.models import (
+    Allocation,
+    Bill,
+    BillingHold,
+    CreditLine,
+    EntryKind,
+    LedgerEntry,
+    Payment,
+    Statement,
+)
+from sonjog.billing.terms import subscriber_terms
 from sonjog.core.money import ZERO
-from sonjog.core.periods import add_months, month_start
+from sonjog.core.periods import add_months, month_start, nominal_period
 from sonjog.customers.models import Subscriber
 from sonjog.operators.models import Operator
 
@@ -458,3 +468,33 @@ def billing_hold_current(subscriber: Subscriber, day: dt.date) -> BillingHold | 
         .order_by("start_date")
         .first()
     )
+
+
+def next_invoice_date(subscriber: Subscriber) -> dt.date | None:
+    """The day the subscriber's next period bill will cover from, as generation will bill it: the
+    period after the latest billed one (the first from activation when none is), none starting before
+    `billing_starts_on`, none whose start a billing hold covers; None when nothing more will be billed
+    (not activated, terminated by then, held without end)."""
+    activation = subscriber.activation_date
+    if activation is None or subscriber.service_intent == "terminated":
+        return None
+    terms = subscriber_terms(subscriber)
+    latest = (
+        Bill.objects.filter(subscriber=subscriber, kind=Bill.Kind.PERIOD, reversed_at__isnull=True)
+        .order_by("-period_month")
+        .values_list("period_month", flat=True)
+        .first()
+    )
+    month = add_months(latest, 1) if latest is not None else terms.period_month_of(activation)
+    if subscriber.billing_starts_on is not None:
+        month = max(month, terms.first_month_from(subscriber.billing_starts_on, activation))
+    holds = list(BillingHold.objects.filter(subscriber=subscriber).values_list("start_date", "end_date"))
+    for _step in range(60):
+        start = max(nominal_period(month, terms.anchor_day)[0], activation)
+        if subscriber.terminated_on is not None and start >= subscriber.terminated_on:
+            return None
+        nominal = nominal_period(month, terms.anchor_day)[0]
+        if not any(begin <= nominal and (end is None or nominal < end) for begin, end in holds):
+            return start
+        month = add_months(month, 1)
+    return None

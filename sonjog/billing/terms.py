@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sonjog.billing.calculation import VatTerms
-from sonjog.core.periods import CYCLE_ANNIVERSARY, anchor_day_for, period_month_containing
+from sonjog.core.periods import CYCLE_ANNIVERSARY, add_months, anchor_day_for, nominal_period, period_month_containing
 from sonjog.customers.models import Subscriber
 from sonjog.operators.dates import operator_date_of, operator_today
 from sonjog.operators.models import Operator
@@ -32,6 +32,14 @@ class BillingTerms:
 
     def period_month_of(self, day: dt.date) -> dt.date:
         return period_month_containing(day, self.anchor_day)
+
+    def first_month_from(self, day: dt.date, activation_date: dt.date) -> dt.date:
+        """The first period that starts on or after `day` (an imported subscriber's `billing_starts_on`):
+        the one holding it when it starts that day (or service starts that day), else the next."""
+        month = self.period_month_of(day)
+        if max(nominal_period(month, self.anchor_day)[0], activation_date) < day:
+            month = add_months(month, 1)
+        return month
 
 
 def terms_for(

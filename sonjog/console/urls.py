@@ -10,6 +10,7 @@ from sonjog.console.views import (
     messaging,
     network,
     profile,
+    profile_plans,
     subscribers,
     transfer_import,
 )
@@ -77,6 +78,19 @@ urlpatterns = [
     ),
     path(
         "subscribers/<int:subscriber_id>/password/reset/", profile.password_reset_view, name="subscriber_password_reset"
+    ),
+    path("subscribers/<int:subscriber_id>/hold/", profile_plans.hold_add_view, name="subscriber_hold"),
+    path(
+        "subscribers/<int:subscriber_id>/hold/<int:hold_id>/end/",
+        profile_plans.hold_end_view,
+        name="subscriber_hold_end",
+    ),
+    path("subscribers/<int:subscriber_id>/bill-ahead/", profile_plans.bill_ahead_view, name="subscriber_bill_ahead"),
+    path("subscribers/<int:subscriber_id>/book/", profile_plans.schedule_add_view, name="subscriber_schedule"),
+    path(
+        "subscribers/<int:subscriber_id>/book/<int:change_id>/cancel/",
+        profile_plans.schedule_cancel_view,
+        name="subscriber_schedule_cancel",
     ),
     path("invoices/<int:invoice_id>/", profile.invoice_view, name="invoice"),
     path("invoices/<int:invoice_id>/pdf/", profile.invoice_pdf_view, name="invoice_pdf"),

@@ -31,7 +31,7 @@ from sonjog.billing.services.generation_sql import ADDONS_SQL, CANDIDATES_SQL, I
 from sonjog.billing.services.projection import money_changed, statements_reproject
 from sonjog.billing.terms import BillingTerms, operator_today, terms_for
 from sonjog.core.db import server_cursor
-from sonjog.core.periods import Period, add_months, month_start, nominal_period, subscriber_period
+from sonjog.core.periods import Period, add_months, month_start, subscriber_period
 from sonjog.operators.models import Operator
 
 RUN_LOCK_NAMESPACE = zlib.crc32(b"sonjog.billing.run")
@@ -312,7 +312,7 @@ def _plan(
             if billing_starts_on is not None:
                 # Billed elsewhere before (an import): the first period Sonjog bills is the one that
                 # starts on or after that day.
-                first_month = max(first_month, _first_month_from(terms, billing_starts_on, activation_date))
+                first_month = max(first_month, terms.first_month_from(billing_starts_on, activation_date))
             if first_month > period_month:
                 result.skipped_future_joiners += 1
                 continue
@@ -369,16 +369,6 @@ def _plan(
         except (ValueError, ArithmeticError) as error:
             result.errors.append({"subscriber": customer_id, "error": str(error)})
     return planned
-
-
-def _first_month_from(terms: BillingTerms, day: dt.date, activation_date: dt.date) -> dt.date:
-    """The first period that starts on or after `day`: the one holding it when it starts that day (or
-    the subscriber's service starts that day), else the next."""
-    month = terms.period_month_of(day)
-    nominal_start, _nominal_end = nominal_period(month, terms.anchor_day)
-    if max(nominal_start, activation_date) < day:
-        month = add_months(month, 1)
-    return month
 
 
 def _addons_of_candidates(

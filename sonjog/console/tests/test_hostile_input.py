@@ -506,6 +506,17 @@ FORMS: list[FormPost] = [
             "action": "",
         },
     ),
+    FormPost(
+        "subscriber_hold",
+        _subscriber_url("subscriber_hold"),
+        lambda w: {"start_date": "2027-01-01", "end_date": "2027-03-01", "reason": "away"},
+    ),
+    FormPost("subscriber_bill_ahead", _subscriber_url("subscriber_bill_ahead"), lambda w: {"through": "2027-01-01"}),
+    FormPost(
+        "subscriber_schedule",
+        _subscriber_url("subscriber_schedule"),
+        lambda w: {"kind": "suspend", "effective_date": "2026-12-20", "package": "", "reason": "asked"},
+    ),
     FormPost("language", lambda w: reverse("console:language"), lambda w: {"language": "en", "next": "/"}),
 ]
 FORMS_BY_NAME = {form.name: form for form in FORMS}
@@ -641,6 +652,9 @@ def test_every_console_url_is_driven_here():
         "import_batch",
         "import_problems",
         "import_undo",
+        # Buttons on a hold or a booked change of the profile: test_profile_plans drives them.
+        "subscriber_hold_end",
+        "subscriber_schedule_cancel",
     }
     assert names - driven - row_pages == set()
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Max
 from django.forms import ModelChoiceField
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -24,11 +23,11 @@ from sonjog.billing.exceptions import (
     InvalidPaymentMethod,
     InvoicePaid,
 )
-from sonjog.billing.models import Bill, BillLine, EntryKind, Invoice, LedgerEntry, Payment, PaymentMethod
-from sonjog.billing.selectors import bill_credits, payments_on_bill, subscriber_dues
+from sonjog.billing.models import BillingHold, BillLine, EntryKind, Invoice, LedgerEntry, Payment, PaymentMethod
+from sonjog.billing.selectors import bill_credits, next_invoice_date, payments_on_bill, subscriber_dues
 from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void
 from sonjog.billing.services.receipts import receipt_show
-from sonjog.billing.terms import operator_today, subscriber_terms
+from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import AddOn
 from sonjog.console import pdf, selectors
 from sonjog.console.access import Scope, console_view, scope_of
@@ -47,11 +46,10 @@ from sonjog.console.forms import (
 from sonjog.console.forms.subscribers import PasswordResetForm
 from sonjog.console.views.common import page
 from sonjog.console.views.subscribers import PPPOE_PASSWORD_SHOWN_KEY, pppoe_password_show_once
-from sonjog.core.periods import add_months, nominal_period
 from sonjog.core.words import amount_in_words
 from sonjog.customers import services as customers_services
 from sonjog.customers.exceptions import SubscriberError
-from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, SyncState
+from sonjog.customers.models import ScheduledChange, ServiceIntent, Subscriber, SubscriberAddOn, SyncState
 from sonjog.customers.selectors import subscriber_addons
 from sonjog.flows.payments import payment_receive
 from sonjog.flows.subscribers import (
@@ -104,33 +102,6 @@ def _addons_offered(subscriber: Subscriber) -> list[AddOn]:
     return list(field.queryset)
 
 
-def next_invoice_date(subscriber: Subscriber) -> dt.date | None:
-    """The day the subscriber's next period bill covers from: the start of the period after the latest
-    billed one (the first period from activation when none is billed yet), never a period starting
-    before `billing_starts_on` (an imported subscriber billed elsewhere until then), None when
-    nothing more will be billed (not activated, terminated by then).
-
-    Mirrors what generation bills next (`billing.services.generation`: the first month, then one
-    period after another); it reads the same terms (`billing.terms.subscriber_terms`)."""
-    activation = subscriber.activation_date
-    if activation is None or subscriber.service_intent == ServiceIntent.TERMINATED:
-        return None
-    terms = subscriber_terms(subscriber)
-    latest = Bill.objects.filter(subscriber=subscriber, kind=Bill.Kind.PERIOD, reversed_at__isnull=True).aggregate(
-        latest=Max("period_month")
-    )["latest"]
-    month = add_months(latest, 1) if latest is not None else terms.period_month_of(activation)
-    if subscriber.billing_starts_on is not None:
-        from_month = terms.period_month_of(subscriber.billing_starts_on)
-        if max(nominal_period(from_month, terms.anchor_day)[0], activation) < subscriber.billing_starts_on:
-            from_month = add_months(from_month, 1)
-        month = max(month, from_month)
-    start = max(nominal_period(month, terms.anchor_day)[0], activation)
-    if subscriber.terminated_on is not None and start >= subscriber.terminated_on:
-        return None
-    return start
-
-
 def _sync_command(subscriber: Subscriber) -> OutboxCommand | None:
     """The router command waiting (or running) for the subscriber: what "Sync: Pending" means."""
     return (
@@ -169,6 +140,12 @@ def subscriber_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
             "profile": profile,
             "currency": subscriber.operator.currency,
             "next_invoice_date": next_invoice_date(subscriber),
+            "holds": list(BillingHold.objects.filter(subscriber=subscriber).order_by("-start_date")[:5]),
+            "booked": list(
+                ScheduledChange.objects.filter(subscriber=subscriber)
+                .select_related("package")
+                .order_by("-created_at")[:5]
+            ),
             "password_shown": _password_shown(request, subscriber),
             "timeline": _timeline(subscriber) if can_see_messages else [],
             "addons": subscriber_addons(subscriber),
