@@ -48,7 +48,8 @@ PAGES = [
     ("outbox", None, 9),
     ("mismatches", None, 9),
     ("collect", None, 8),
-    ("subscriber", "subscriber", 20),
+    # The profile: +2 for its billing holds and booked changes panel.
+    ("subscriber", "subscriber", 22),
 ]
 
 
