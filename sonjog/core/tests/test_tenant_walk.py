@@ -63,8 +63,9 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 from sonjog.automation.models import JobRun, ReminderRule
 from sonjog.automation.registry import JOBS
 from sonjog.automation.services import operator_schedule_set, reminder_rule_create
-from sonjog.billing.models import BillingRun, CreditNote, Invoice, LedgerEntry, Payment
+from sonjog.billing.models import BillingHold, BillingRun, CreditNote, Invoice, LedgerEntry, Payment
 from sonjog.billing.services import adjustment_add, bill_generate_period, entry_reverse, invoice_void
+from sonjog.billing.services.holds import billing_hold_add
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import Package
 from sonjog.console.access import SESSION_EPOCH_KEY
@@ -73,8 +74,9 @@ from sonjog.console.services import bulk_action_start, two_factor_enrol_start
 from sonjog.console.tests import conftest as console_conftest
 from sonjog.console.tests.conftest import PASSWORD, Branch, Tree, add_staff
 from sonjog.core.models import AuditEvent
-from sonjog.core.periods import month_start
-from sonjog.customers.models import Pop, Subscriber, Zone
+from sonjog.core.periods import add_months, month_start
+from sonjog.customers.models import Pop, ScheduledChange, Subscriber, Zone
+from sonjog.customers.scheduling import scheduled_change_add
 from sonjog.flows.payments import payment_receive
 from sonjog.flows.subscribers import subscriber_create
 from sonjog.network.models import (
@@ -110,6 +112,8 @@ from sonjog.notifications.services import (
 )
 from sonjog.operators.models import Operator, Staff, StaffRole
 from sonjog.operators.services import staff_create
+from sonjog.transfer.imports import batch_from_file
+from sonjog.transfer.models import ImportBatch
 
 pytestmark = pytest.mark.django_db
 
@@ -165,6 +169,10 @@ ID_KINDS: dict[str, type[models.Model]] = {
     "action_id": BulkAction,
     "operator_id": Operator,
     "staff_id": Staff,
+    "batch_id": ImportBatch,
+    "hold_id": BillingHold,
+    "change_id": ScheduledChange,
+    "backup_id": RouterBackup,
 }
 if (_addon := _model("catalog.AddOn")) is not None:  # add-ons are new; the walk takes them when they exist
     ID_KINDS["addon_id"] = _addon
@@ -388,6 +396,19 @@ def _enrich(branch: Branch, tag: str) -> Tenant:
     two_factor_enrol_start(user=owner)
     ConsoleProfile.objects.get_or_create(user=owner)
     addon = _addon_for(operator, f"VICTIM-{tag}-ADDON", first, owner)
+    # An import batch waiting for its mapping, a billing hold and a change booked for a later day.
+    batch_from_file(
+        operator=operator,
+        file_name=f"VICTIM-{tag}-IMPORT.csv",
+        data=f"Name,Phone,Package\nVICTIM-{tag}-IMPORTED,01719000001,{branch.package.name}\n".encode(),
+        actor=owner,
+    )
+    billing_hold_add(
+        subscriber=second, start_date=add_months(month_start(today), 1), end_date=None, reason=f"VICTIM-{tag}-HOLD"
+    )
+    scheduled_change_add(
+        subscriber=second, kind="suspend", effective_date=today + dt.timedelta(days=5), reason=f"VICTIM-{tag}-BOOKED"
+    )
 
     tenant = Tenant(label=tag.lower(), branch=branch)
     tenant.fields = {
@@ -460,6 +481,9 @@ MARKED_TEXT: dict[type[models.Model], tuple[str, ...]] = {
     BulkAction: ("message",),
     NetworkAlert: ("message",),
     RouterBackup: ("content",),
+    ImportBatch: ("file_name",),
+    BillingHold: ("reason",),
+    ScheduledChange: ("reason",),
     OutboxCommand: ("last_error", "requested_by"),
     LedgerEntry: ("memo",),
     Payment: ("reference",),

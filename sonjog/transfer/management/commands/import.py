@@ -122,14 +122,19 @@ class Command(SonjogCommand):
     def _batch(self, operator: Operator, options: dict[str, Any]) -> ImportBatch:
         if options["what"] == "subscribers":
             path = Path(options["target"])
-            if not path.is_file():
-                raise usage_error(f"no file '{path}'")
-            return batch_from_file(operator=operator, file_name=path.name, data=path.read_bytes(), save=False)
+            try:
+                data = path.read_bytes() if path.is_file() else None
+            except (OSError, ValueError):
+                data = None
+            if data is None:
+                raise usage_error(f"no file '{options['target'][:200]}' that can be read")
+            return batch_from_file(operator=operator, file_name=path.name, data=data, save=False)
         # The reseller's own routers, or those of the operators above it (a reseller often shares its ISP's NAS).
         chain = [int(part) for part in operator.path.strip("/").split("/") if part]
-        router = Router.objects.filter(name=options["target"], operator_id__in=chain).first()
+        name = options["target"]
+        router = Router.objects.filter(name=name, operator_id__in=chain).first() if "\x00" not in name else None
         if router is None:
-            raise usage_error(f"no router named '{options['target']}' for {operator.code} or the operators above it")
+            raise usage_error(f"no router named '{name[:100]}' for {operator.code} or the operators above it")
         return batch_from_router(router=router, operator=operator, save=False)
 
     def _report(self, batch: ImportBatch, result: CheckResult, as_json: bool, *, dry_run: bool) -> None:
@@ -154,9 +159,13 @@ class Command(SonjogCommand):
 
     def _undo(self, options: dict[str, Any]) -> None:
         target = options["target"]
-        batch = ImportBatch.objects.filter(pk=int(target)).first() if target.isdigit() else None
+        batch = (
+            ImportBatch.objects.filter(pk=int(target)).first()
+            if target.isascii() and target.isdigit() and len(target) < 10
+            else None
+        )
         if batch is None:
-            raise usage_error(f"no import batch #{target}")
+            raise usage_error(f"no import batch #{target[:40]}")
         try:
             removed = import_undo(batch=batch)
         except TransferError as error:
