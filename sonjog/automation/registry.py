@@ -70,6 +70,13 @@ _JOB_LIST = [
         run_retention_days=30,
     ),
     Job(
+        "network.backup_routers",
+        "Router configuration backups",
+        "40 20 * * *",
+        "Backs up every active MikroTik router's configuration, keeps the newest few per router and copies "
+        "each to the operator's FTP/FTPS backup destination; a router that fails does not stop the others.",
+    ),
+    Job(
         "network.sample_online",
         "Online sessions sample",
         "*/5 * * * *",

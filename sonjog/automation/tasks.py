@@ -17,6 +17,7 @@ from sonjog.automation.operator_settings import operator_settings_apply_due
 from sonjog.automation.recording import recorded, run_finish_now
 from sonjog.core.jobs import releases_connection
 from sonjog.network import services as network_services
+from sonjog.network.backups import routers_backup_all
 from sonjog.network.radius_sessions import session_states_refresh, stale_sessions_close
 from sonjog.network.reconcile import network_reconcile
 from sonjog.network.sampling import online_sample
@@ -111,6 +112,16 @@ def drain_outbox(timestamp: int | None = None) -> dict[str, int]:
 @recorded("network.reconcile")
 def reconcile(timestamp: int | None = None) -> dict[str, Any]:
     return {name: report.summary() for name, report in network_reconcile().items()}
+
+
+@app.periodic(cron="40 20 * * *", periodic_id="network.backup_routers")
+@app.task(name="network.backup_routers", queue="network", queueing_lock="network.backup_routers")
+@releases_connection
+@recorded("network.backup_routers")
+def backup_routers(timestamp: int | None = None) -> dict[str, Any]:
+    """Daily: every active router that can export is backed up on its own and copied to its operator's
+    destination; one that fails is listed in the outcome and the rest go on."""
+    return routers_backup_all()
 
 
 @app.periodic(cron="*/5 * * * *", periodic_id="network.sample_online")

@@ -12,3 +12,11 @@ class RouterNameTaken(NetworkError):
 
 class ProfileConflict(NetworkError):
     """Two packages on the same routers want one PPP profile name at different rates."""
+
+
+class BackupDestinationInvalid(NetworkError):
+    """An operator's backup destination cannot be used as given (a bad host, port or directory)."""
+
+
+class BackupFailed(NetworkError):
+    """A router could not be backed up (it has no export, it did not answer)."""

@@ -255,11 +255,23 @@ class NetworkAlert(models.Model):
     zone = models.ForeignKey("customers.Zone", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     message = models.CharField(max_length=300)
+    # An online drop: the peak the fall was measured against, so that recovery is judged against the
+    # same figure however long the outage lasts (the sampling window's own peak sinks with it).
+    baseline_online = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # One open alert per router and kind: a fault still open is not raised again, and one that
+            # was resolved is raised anew by the next fault.
+            models.UniqueConstraint(
+                fields=["router", "kind"],
+                condition=Q(resolved_at__isnull=True, router__isnull=False),
+                name="networkalert_one_open_per_router",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.message
@@ -269,12 +281,65 @@ class RouterBackup(models.Model):
     router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="backups")
     taken_at = models.DateTimeField()
     content = models.TextField()
+    requested_by = models.CharField(max_length=120, blank=True)
+    # The copy sent to the operator's backup destination: None when there was none to send to.
+    upload_ok = models.BooleanField(null=True)
+    upload_path = models.CharField(max_length=600, blank=True)
+    upload_error = models.CharField(max_length=600, blank=True)
 
     class Meta:
-        ordering = ["-taken_at"]
+        ordering = ["-taken_at", "-pk"]
+        indexes = [models.Index(fields=["router", "-taken_at"], name="routerbackup_newest")]
 
     def __str__(self) -> str:
         return f"{self.router} {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class BackupProtocol(models.TextChoices):
+    FTP = "ftp", _("FTP")
+    FTPS = "ftps", _("FTPS (FTP with explicit TLS)")
+
+
+DEFAULT_BACKUPS_KEPT = 10
+
+
+class BackupDestination(models.Model):
+    """An operator's router-backup settings: how many backups of each router Sonjog keeps, and the FTP
+    or FTPS server every new backup is copied to. The password is encrypted at rest like a router's."""
+
+    operator = models.OneToOneField("operators.Operator", on_delete=models.CASCADE, related_name="backup_destination")
+    enabled = models.BooleanField(_("copy backups to this server"), default=False)
+    protocol = models.CharField(_("protocol"), max_length=4, choices=BackupProtocol.choices, default=BackupProtocol.FTP)
+    host = models.CharField(_("server"), max_length=253, blank=True)
+    port = models.PositiveIntegerField(_("port"), default=21)
+    username = models.CharField(_("user name"), max_length=128, blank=True)
+    password_encrypted = models.TextField(blank=True, editable=False)
+    directory = models.CharField(_("directory"), max_length=255, blank=True)
+    keep_count = models.PositiveSmallIntegerField(_("backups kept per router"), default=DEFAULT_BACKUPS_KEPT)
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True)
+    last_test_message = models.CharField(max_length=600, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(port__gte=1, port__lte=65535), name="backupdestination_port"),
+            models.CheckConstraint(
+                condition=Q(keep_count__gte=1, keep_count__lte=365), name="backupdestination_keep_count"
+            ),
+            models.CheckConstraint(condition=Q(enabled=False) | ~Q(host=""), name="backupdestination_enabled_host"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operator_id}: {self.protocol}://{self.host}:{self.port}/{self.directory}"
+
+    @property
+    def password(self) -> str:
+        return decrypt(self.password_encrypted)
+
+    @password.setter
+    def password(self, value: str) -> None:
+        self.password_encrypted = encrypt(value)
 
 
 class FupState(models.Model):

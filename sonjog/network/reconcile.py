@@ -19,6 +19,7 @@ from django.utils import timezone
 from sonjog.catalog.models import AddOn, AddOnEffect
 from sonjog.customers.models import Subscriber
 from sonjog.network import router_io
+from sonjog.network.alerts import router_reachability_record
 from sonjog.network.desired import desired_secrets
 from sonjog.network.drivers.mikrotik import DesiredSecret, Observation
 from sonjog.network.drivers.mikrotik.values import normalise_address
@@ -262,12 +263,16 @@ def network_diff(router: Router | None = None) -> dict[str, RouterReport]:
 
 def network_reconcile(router: Router | None = None) -> dict[str, RouterReport]:
     """Read each router, record what it reports on each subscriber (router and session state), and
-    queue a repair for every subscriber whose router state disagrees with intent."""
+        queue a repair for every subscriber whose router state disagrees with intent. A router that does not
+    answer gets its "router unreachable" alert (one, however many passes find it silent); the pass that
+    reaches it again resolves it."""
     reports: dict[str, RouterReport] = {}
     routers = [router] if router else list(Router.objects.filter(is_active=True).order_by("name"))
     for each in routers:
         report = router_diff(each)
         reports[each.name] = report
+        if each.driver == DriverKind.MIKROTIK:  # the others were not asked anything
+            router_reachability_record(router=each, answered=report.reachable, error=report.error)
         if not report.reachable or each.driver != DriverKind.MIKROTIK:
             continue
         observed = report.observed

@@ -1,25 +1,36 @@
-"""Routers (add, edit, deactivate, test the connection, read what the router holds), the command outbox
-(with retry) and intent/router mismatches."""
+"""Routers (add, edit, deactivate, test the connection, read what the router holds, back up and download
+their configuration), the operator's backup destination, the command outbox (with retry) and
+intent/router mismatches."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from sonjog.console import selectors
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.forms.network import RouterActiveForm, RouterForm, router_initial
+from sonjog.console.forms.router_backups import BackupDestinationForm, destination_initial
 from sonjog.console.views.common import page, page_of, safe_next
-from sonjog.network.exceptions import NetworkError, RouterNameTaken
-from sonjog.network.models import OutboxCommand, OutboxStatus, Router
+from sonjog.network.alerts import router_connection_check
+from sonjog.network.backups import (
+    EXPORTING_DRIVERS,
+    backup_destination_set,
+    backup_destination_test,
+    backup_file_name,
+    backups_kept,
+    router_backup_take,
+)
+from sonjog.network.exceptions import BackupFailed, NetworkError, RouterNameTaken
+from sonjog.network.models import BackupDestination, OutboxCommand, OutboxStatus, Router, RouterBackup
 from sonjog.network.profiles import router_profiles_wanted
 from sonjog.network.router_io import DriverError
 from sonjog.network.services import (
     outbox_retry,
-    router_connection_test,
     router_create,
     router_read,
     router_set_active,
@@ -43,7 +54,7 @@ def routers_view(request: HttpRequest) -> HttpResponse:
 @console_view("network.change_router")
 def router_test_view(request: HttpRequest, router_id: int) -> HttpResponse:
     router = scope_of(request).get_or_404(Router.objects.all(), pk=router_id)
-    result = router_connection_test(router=router)
+    result = router_connection_check(router=router)
     if result.ok:
         messages.success(
             request, _("%(router)s answered in %(ms)s ms.") % {"router": router.name, "ms": f"{result.latency_ms:.0f}"}
@@ -174,6 +185,115 @@ def router_read_view(request: HttpRequest, router_id: int) -> HttpResponse:
             "profiles": rows,
         },
     )
+
+
+@console_view("network.view_router")
+def router_backups_view(request: HttpRequest, router_id: int) -> HttpResponse:
+    """The router's kept backups, newest first, with where each copy went."""
+    router = scope_of(request).get_or_404(Router.objects.select_related("operator"), pk=router_id)
+    backups = list(
+        RouterBackup.objects.filter(router=router)
+        .order_by("-taken_at", "-pk")
+        .only("pk", "router_id", "taken_at", "requested_by", "upload_ok", "upload_path", "upload_error")
+    )
+    for backup in backups:
+        backup.file_name = backup_file_name(router, backup.taken_at)  # type: ignore[attr-defined]
+    return page(
+        request,
+        "console/router_backups.html",
+        {
+            "router": router,
+            "backups": backups,
+            "kept": backups_kept(router.operator_id),
+            "can_export": router.driver in EXPORTING_DRIVERS and not router.record_only,
+        },
+    )
+
+
+@require_POST
+@console_view("network.change_router")
+def router_backup_view(request: HttpRequest, router_id: int) -> HttpResponse:
+    router = scope_of(request).get_or_404(Router.objects.select_related("operator"), pk=router_id)
+    try:
+        backup = router_backup_take(
+            router=router,
+            requested_by=f"console: {request.user.get_username()}",
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except BackupFailed as error:
+        messages.error(request, str(error))
+    else:
+        if backup.upload_ok is False:
+            messages.warning(
+                request,
+                _("%(router)s backed up, but the copy to the backup server failed: %(error)s")
+                % {"router": router.name, "error": backup.upload_error},
+            )
+        elif backup.upload_ok:
+            messages.success(
+                request,
+                _("%(router)s backed up and copied to %(path)s.") % {"router": router.name, "path": backup.upload_path},
+            )
+        else:
+            messages.success(request, _("%(router)s backed up.") % {"router": router.name})
+    return redirect(safe_next(request, reverse("console:router_backups", args=[router.pk])))
+
+
+@console_view("network.change_router")
+def router_backup_download_view(request: HttpRequest, router_id: int, backup_id: int) -> HttpResponse:
+    """One backup as the .rsc file it is; a backup of another subtree's router is a 404."""
+    backup = scope_of(request).get_or_404(
+        RouterBackup.objects.select_related("router__operator"), "router__operator", pk=backup_id, router_id=router_id
+    )
+    response = HttpResponse(backup.content, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{backup_file_name(backup.router, backup.taken_at)}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@console_view("network.change_router")
+def backup_destination_view(request: HttpRequest) -> HttpResponse:
+    """The acting operator's backup destination (FTP/FTPS) and how many backups are kept per router."""
+    operator = scope_of(request).home
+    destination = BackupDestination.objects.filter(operator=operator).first()
+    form = BackupDestinationForm(request.POST or None, initial=destination_initial(destination), editing=destination)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            backup_destination_set(
+                operator=operator,
+                enabled=data["enabled"],
+                protocol=data["protocol"],
+                host=data["host"],
+                port=data["port"],
+                username=data["username"],
+                password=data["password"] or None,
+                directory=data["directory"],
+                keep_count=data["keep_count"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except NetworkError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Backup destination saved. Test it to see that Sonjog can write there."))
+            return redirect("console:backup_destination")
+    return page(
+        request,
+        "console/router_backup_destination.html",
+        {"form": form, "destination": destination, "operator": operator},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+@console_view("network.change_router")
+def backup_destination_test_view(request: HttpRequest) -> HttpResponse:
+    result = backup_destination_test(operator=scope_of(request).home)
+    if result.ok:
+        messages.success(request, result.message)
+    else:
+        messages.error(request, _("The backup destination does not work: %(error)s") % {"error": result.message})
+    return redirect("console:backup_destination")
 
 
 @console_view("network.view_outboxcommand")
