@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 
 from sonjog.billing.models import Payment
 from sonjog.customers.models import Subscriber
+from sonjog.transfer.writers import neutralised
 
 
 def _headers() -> list[str]:
@@ -68,17 +69,7 @@ def _values(subscriber: Subscriber) -> list[Any]:
     ]
 
 
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-_SIGNED_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 _NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def neutralised(value: Any) -> Any:
-    """`value` as a spreadsheet must show it: text a program would run as a formula gets a leading
-    single quote; numbers, dates and other values pass unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) and not _SIGNED_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
 
 
 def _filename(stem: str, extension: str) -> str:

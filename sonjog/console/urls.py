@@ -12,6 +12,7 @@ from sonjog.console.views import (
     profile,
     profile_plans,
     subscribers,
+    transfer_export,
     transfer_import,
 )
 from sonjog.console.views import operators as operator_views
@@ -47,6 +48,8 @@ urlpatterns = [
     path("import/<int:batch_id>/", transfer_import.import_batch_view, name="import_batch"),
     path("import/<int:batch_id>/problems.csv", transfer_import.import_problems_view, name="import_problems"),
     path("import/<int:batch_id>/undo/", transfer_import.import_undo_view, name="import_undo"),
+    path("export/", transfer_export.export_view, name="export"),
+    path("export/<slug:dataset>.<str:fmt>", transfer_export.export_download_view, name="export_download"),
     path("", dashboard.dashboard_view, name="dashboard"),
     path("dashboard/live/", dashboard.dashboard_live_view, name="dashboard_live"),
     path("dashboard/chart/", dashboard.dashboard_chart_view, name="dashboard_chart"),

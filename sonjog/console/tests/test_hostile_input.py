@@ -598,6 +598,8 @@ PAGE_URLS: dict[str, Callable[[World], str]] = {
     "payments_export.xlsx": lambda w: reverse("console:payments_export", args=["xlsx"]),
     "overdue_export.csv": lambda w: reverse("console:overdue_export", args=["csv"]),
     "overdue_export.xlsx": lambda w: reverse("console:overdue_export", args=["xlsx"]),
+    "export_download.csv": lambda w: reverse("console:export_download", args=["ledger", "csv"]),
+    "export_download.xlsx": lambda w: reverse("console:export_download", args=["subscribers", "xlsx"]),
     "subscriber": lambda w: reverse("console:subscriber", args=[w.subscriber.pk]),
     "subscriber_payment": lambda w: reverse("console:subscriber_payment", args=[w.subscriber.pk]),
     "receipt": lambda w: reverse("console:receipt", args=[w.rows["receipt"].pk]),
@@ -648,6 +650,8 @@ def test_every_console_url_is_driven_here():
         "subscribers_export",
         "payments_export",
         "overdue_export",
+        # The Export page's downloads (above); their scoping is transfer/tests/test_exports's.
+        "export_download",
         # An import batch's pages: their hostile uploads and mappings are test_import_page's.
         "import_batch",
         "import_problems",
@@ -655,6 +659,10 @@ def test_every_console_url_is_driven_here():
         # Buttons on a hold or a booked change of the profile: test_profile_plans drives them.
         "subscriber_hold_end",
         "subscriber_schedule_cancel",
+        # A router's backups, a download and "Back up now": test_backups drives them with the FTP server.
+        "router_backups",
+        "router_backup",
+        "router_backup_download",
     }
     assert names - driven - row_pages == set()
 

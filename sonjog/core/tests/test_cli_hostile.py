@@ -68,6 +68,17 @@ REFUSED: dict[str, list[list[str]]] = {
         ["--period", "2027-07", "--operator", LONG],
     ],
     "statement": [["\x00"], [LONG], [], [CID, "extra"]],
+    "export": [
+        [],
+        ["\x00"],
+        [LONG],
+        ["/etc/hostname"],
+        ["/etc/hostname/below"],
+        ["/tmp/sonjog-hostile-export", "--operator", "\x00"],
+        ["/tmp/sonjog-hostile-export", "--operator", "nowhere"],
+        ["/tmp/sonjog-hostile-export", "--only", "passwords"],
+        ["/tmp/sonjog-hostile-export", "--format", "pdf"],
+    ],
     "import": [
         [],
         ["subscribers"],
