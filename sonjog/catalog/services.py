@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from sonjog.catalog.exceptions import CatalogError
-from sonjog.catalog.models import AddOn, AddOnEffect, Package
+from sonjog.catalog.models import AddOn, AddOnEffect, BillingUnit, Package
 from sonjog.core.audit import audit
 from sonjog.core.money import round_money
 from sonjog.operators.models import Operator
@@ -149,7 +149,52 @@ def addon_set_active(*, addon: AddOn, is_active: bool, actor: User | None = None
 
 # -- packages -------------------------------------------------------------------------------------
 
-PACKAGE_FIELDS = ("name", "price", "download_kbps", "upload_kbps", "router_profile", "vat_applicable", "is_active")
+PACKAGE_FIELDS = (
+    "name",
+    "price",
+    "download_kbps",
+    "upload_kbps",
+    "router_profile",
+    "vat_applicable",
+    "is_active",
+    "billing_unit",
+    "data_allowance_gb",
+    "fup_download_kbps",
+    "fup_upload_kbps",
+    "fup_router_profile",
+)
+
+
+def _check_package_terms(package: Package) -> None:
+    """The rules a package's terms keep together (the forms say the same per field, earlier): a billing
+    unit that bill generation handles, and a fair-usage rate no faster than the package's own, on a
+    profile of its own, once there is an allowance to run out of."""
+    if package.billing_unit not in BillingUnit.values:
+        raise CatalogError(f"unknown billing unit '{package.billing_unit}'; use one of {', '.join(BillingUnit.values)}")
+    if package.download_kbps <= 0 or package.upload_kbps <= 0:
+        raise CatalogError("a package's download and upload rates must be more than zero")
+    if package.data_allowance_gb is None:
+        return
+    if package.data_allowance_gb <= 0:
+        raise CatalogError("a data allowance must be at least 1 GB; leave it empty for unlimited")
+    if package.fup_download_kbps <= 0 or package.fup_upload_kbps <= 0:
+        raise CatalogError("the fair-usage download and upload rates must be more than zero")
+    if package.fup_download_kbps > package.download_kbps:
+        raise CatalogError(
+            f"the fair-usage download ({package.fup_download_kbps} kbps) is above the package's "
+            f"download ({package.download_kbps} kbps)"
+        )
+    if package.fup_upload_kbps > package.upload_kbps:
+        raise CatalogError(
+            f"the fair-usage upload ({package.fup_upload_kbps} kbps) is above the package's "
+            f"upload ({package.upload_kbps} kbps)"
+        )
+    if not package.fup_router_profile:
+        raise CatalogError("a package with a data allowance needs a fair-usage router profile")
+    if package.fup_router_profile == package.router_profile:
+        raise CatalogError(
+            f"the fair-usage router profile cannot be the package's own profile '{package.router_profile}'"
+        )
 
 
 def package_create(
@@ -162,25 +207,45 @@ def package_create(
     router_profile: str,
     vat_applicable: bool = True,
     is_active: bool = True,
+    billing_unit: str = BillingUnit.MONTH,
+    data_allowance_gb: int | None = None,
+    fup_download_kbps: int | None = None,
+    fup_upload_kbps: int | None = None,
+    fup_router_profile: str | None = None,
     actor: User | None = None,
 ) -> Package:
-    """A package (tariff) of the operator; names are unique per operator."""
+    """A package (tariff) of the operator; names are unique per operator. The fair-usage terms left
+    None take the model's defaults (they only matter once there is a data allowance)."""
     if price < 0:
         raise CatalogError("a price cannot be negative")
     if Package.objects.filter(operator=operator, name=name.strip()).exists():
         raise CatalogError(f"a package named '{name.strip()}' already exists")
+    fair_usage: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("fup_download_kbps", fup_download_kbps),
+            ("fup_upload_kbps", fup_upload_kbps),
+            ("fup_router_profile", fup_router_profile.strip() if fup_router_profile is not None else None),
+        )
+        if value is not None
+    }
+    package = Package(
+        operator=operator,
+        name=name.strip(),
+        price=price,
+        download_kbps=download_kbps,
+        upload_kbps=upload_kbps,
+        router_profile=router_profile.strip(),
+        vat_applicable=vat_applicable,
+        is_active=is_active,
+        billing_unit=billing_unit,
+        data_allowance_gb=data_allowance_gb,
+        **fair_usage,
+    )
+    _check_package_terms(package)
     try:
         with transaction.atomic():
-            package = Package.objects.create(
-                operator=operator,
-                name=name.strip(),
-                price=price,
-                download_kbps=download_kbps,
-                upload_kbps=upload_kbps,
-                router_profile=router_profile.strip(),
-                vat_applicable=vat_applicable,
-                is_active=is_active,
-            )
+            package.save(force_insert=True)
             audit(operator=operator, action="package.create", actor=actor, package=package.pk, name=package.name)
     except IntegrityError:
         raise CatalogError(f"a package named '{name.strip()}' already exists") from None
@@ -199,6 +264,8 @@ def package_update(*, package: Package, actor: User | None = None, **fields: Any
         fields["name"] = fields["name"].strip()
         if Package.objects.filter(operator_id=package.operator_id, name=fields["name"]).exclude(pk=package.pk).exists():
             raise CatalogError(f"a package named '{fields['name']}' already exists")
+    if isinstance(fields.get("fup_router_profile"), str):
+        fields["fup_router_profile"] = fields["fup_router_profile"].strip()
     with transaction.atomic():
         locked = Package.objects.select_for_update().get(pk=package.pk)
         changed = {key: value for key, value in fields.items() if getattr(locked, key) != value}
@@ -207,6 +274,7 @@ def package_update(*, package: Package, actor: User | None = None, **fields: Any
         before = {key: getattr(locked, key) for key in changed}
         for key, value in changed.items():
             setattr(locked, key, value)
+        _check_package_terms(locked)
         locked.save(update_fields=list(changed))
         audit(
             operator=locked.operator,

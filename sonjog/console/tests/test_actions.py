@@ -356,8 +356,8 @@ def test_packages_and_zones_are_managed_through_the_console(tree):
         {
             "name": "Night 50M",
             "price": "700",
-            "download_kbps": "51200",
-            "upload_kbps": "51200",
+            "download_mbps": "50",
+            "upload_mbps": "50",
             "router_profile": "night-50m",
             "vat_applicable": "on",
             "is_active": "on",
@@ -368,17 +368,17 @@ def test_packages_and_zones_are_managed_through_the_console(tree):
     assert package.operator == tree.north.operator
     duplicate = client.post(
         reverse("console:package_create"),
-        {"name": "Night 50M", "price": "1", "download_kbps": "1", "upload_kbps": "1", "router_profile": "x"},
+        {"name": "Night 50M", "price": "1", "download_mbps": "1", "upload_mbps": "1", "router_profile": "x"},
     )
     assert duplicate.status_code == 400 and "name" in duplicate.context["form"].errors
     negative = client.post(
         reverse("console:package_edit", args=[package.pk]),
-        {"name": "Night 50M", "price": "-1", "download_kbps": "1", "upload_kbps": "1", "router_profile": "x"},
+        {"name": "Night 50M", "price": "-1", "download_mbps": "1", "upload_mbps": "1", "router_profile": "x"},
     )
     assert negative.status_code == 400 and "price" in negative.context["form"].errors
     client.post(
         reverse("console:package_edit", args=[package.pk]),
-        {"name": "Night 60M", "price": "750", "download_kbps": "61440", "upload_kbps": "61440", "router_profile": "n"},
+        {"name": "Night 60M", "price": "750", "download_mbps": "60", "upload_mbps": "60", "router_profile": "n"},
     )
     package.refresh_from_db()
     assert (package.name, package.price, package.is_active) == ("Night 60M", Decimal("750.00"), False)

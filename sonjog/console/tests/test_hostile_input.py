@@ -199,8 +199,8 @@ FORMS: list[FormPost] = [
             "operator": str(w.tree.root.operator.pk),
             "name": "Fuzz plan",
             "price": "100.00",
-            "download_kbps": "1024",
-            "upload_kbps": "1024",
+            "download_mbps": "1",
+            "upload_mbps": "1",
             "router_profile": "fuzz",
             "vat_applicable": "on",
             "is_active": "on",
@@ -212,8 +212,8 @@ FORMS: list[FormPost] = [
         lambda w: {
             "name": "Root 5M",
             "price": "500.00",
-            "download_kbps": "5120",
-            "upload_kbps": "5120",
+            "download_mbps": "5",
+            "upload_mbps": "5",
             "router_profile": "5m",
             "is_active": "on",
         },
@@ -705,10 +705,10 @@ def test_an_adjustment_dated_9999_12_31_is_a_form_error(world):
     assert money_snapshot() == before
 
 
-def test_a_package_of_99999999999_kbps_is_a_form_error(world):
-    data = {**FORMS_BY_NAME["package_create"].valid(world), "download_kbps": "99999999999"}
+def test_a_package_of_99999999999_mbps_is_a_form_error(world):
+    data = {**FORMS_BY_NAME["package_create"].valid(world), "download_mbps": "99999999999"}
     response = world.client.post(reverse("console:package_create"), data)
-    assert response.status_code == 400 and "download_kbps" in response.context["form"].errors
+    assert response.status_code == 400 and "download_mbps" in response.context["form"].errors
 
 
 # -- every form, every field ----------------------------------------------------------------------

@@ -210,8 +210,8 @@ def test_a_package_saved_on_the_packages_page_reaches_the_router(tree: Tree, emu
         "operator": str(tree.root.operator.pk),
         "name": "Fiber 30",
         "price": "1500",
-        "download_kbps": "30720",
-        "upload_kbps": "10240",
+        "download_mbps": "30",
+        "upload_mbps": "10",
         "router_profile": "30m",
         "vat_applicable": "on",
         "is_active": "on",
@@ -224,12 +224,12 @@ def test_a_package_saved_on_the_packages_page_reaches_the_router(tree: Tree, emu
     from sonjog.catalog.models import Package
 
     package = Package.objects.get(name="Fiber 30")
-    edited = client.post(reverse("console:package_edit", args=[package.pk]), {**package_form, "download_kbps": "40960"})
+    edited = client.post(reverse("console:package_edit", args=[package.pk]), {**package_form, "download_mbps": "40"})
     assert edited.status_code == 302
     run_worker_cycle()
     assert {row["name"]: row for row in emulator.profiles()}["30m"]["rate-limit"] == "10240k/40960k"
 
     # A profile name already used at another speed is refused on the form, and nothing is saved.
-    clash = client.post(reverse("console:package_create"), {**package_form, "name": "Fiber 31", "download_kbps": "1"})
+    clash = client.post(reverse("console:package_create"), {**package_form, "name": "Fiber 31", "download_mbps": "1"})
     assert clash.status_code == 400 and "router_profile" in clash.context["form"].errors
     assert not Package.objects.filter(name="Fiber 31").exists()
