@@ -486,3 +486,65 @@ class BillingHold(models.Model):
 
     def holds(self, day: dt.date) -> bool:
         return self.start_date <= day and (self.end_date is None or day < self.end_date)
+
+
+class Outage(models.Model):
+    """An outage credited to the subscribers it hit: what was out (a zone, a router or a POP, named by
+    kind, id and label: billing may not point at the network's rows), the half-open window
+    [starts_at, ends_at), and why. Unique on what and when, so a second press of "Credit", a retry or
+    a concurrent request finds the same outage, and its `OutageCredit` links say who has been credited."""
+
+    class Target(models.TextChoices):
+        ZONE = "zone", _("Zone")
+        ROUTER = "router", _("Router")
+        POP = "pop", _("POP")
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+", db_index=False)
+    target_kind = models.CharField(_("what was out"), max_length=8, choices=Target.choices)
+    target_id = models.BigIntegerField()
+    target_label = models.CharField(max_length=200)
+    starts_at = models.DateTimeField(_("from"))
+    ends_at = models.DateTimeField(_("until"))
+    reason = models.CharField(_("reason"), max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["operator", "target_kind", "target_id", "starts_at", "ends_at"], name="outage_one_per_window"
+            ),
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="outage_ends_after_start"),
+            models.CheckConstraint(condition=~Q(reason=""), name="outage_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target_kind} {self.target_label} [{self.starts_at}, {self.ends_at})"
+
+
+class OutageCredit(models.Model):
+    """One subscriber credited for one outage in one billed period: the link to the ledger entry that
+    did it. Unique per (outage, subscriber, period), so nothing credits the same outage twice even
+    past the subscriber lock; a period billed later is credited by applying the outage again."""
+
+    # Covered by the unique index, which starts with it.
+    outage = models.ForeignKey(Outage, on_delete=models.PROTECT, related_name="credits", db_index=False)
+    subscriber = models.ForeignKey("customers.Subscriber", on_delete=models.PROTECT, related_name="+", db_index=False)
+    period_month = models.DateField()
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="outage_credit")
+    minutes = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["outage_id", "subscriber_id", "period_month"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["outage", "subscriber", "period_month"], name="outagecredit_once_per_period"
+            ),
+        ]
+        indexes = [models.Index(fields=["subscriber", "period_month"], name="outagecredit_subscriber")]
+
+    def __str__(self) -> str:
+        return f"outage {self.outage_id} -> {self.subscriber_id} {self.period_month:%Y-%m}"

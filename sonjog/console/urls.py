@@ -16,6 +16,7 @@ from sonjog.console.views import (
     transfer_import,
 )
 from sonjog.console.views import operators as operator_views
+from sonjog.console.views import outages as outage_views
 from sonjog.console.views import setup as setup_views
 from sonjog.console.views import staff as staff_views
 
@@ -107,6 +108,7 @@ urlpatterns = [
     path("billing/overdue/export.<str:fmt>", billing.overdue_export_view, name="overdue_export"),
     path("billing/overdue/suspend/", billing.overdue_suspend_view, name="overdue_suspend"),
     path("billing/corrections/", billing.corrections_view, name="corrections"),
+    path("billing/outage-credit/", outage_views.outage_credit_view, name="outage_credit"),
     path("billing/payments/", billing.payments_view, name="payments"),
     path("billing/payments/export.<str:fmt>", billing.payments_export_view, name="payments_export"),
     path("collect/", collection.collect_view, name="collect"),
