@@ -49,6 +49,7 @@ from sonjog.transfer.columns import REQUIRED, guess_mapping, mapping_problems
 from sonjog.transfer.exceptions import ImportHasProblems, TransferError
 from sonjog.transfer.models import ImportBatch, ImportedRow
 from sonjog.transfer.tables import parse_date, parse_money, read_table
+from sonjog.transfer.tasks import import_apply_job
 
 CHUNK = 1000
 BILLING_FROM = ("next", "current")
@@ -204,6 +205,20 @@ def _option_problems(options: dict[str, Any]) -> list[str]:
     if options.get("balance_sign") not in BALANCE_SIGNS:
         problems.append(f"balance_sign must be owes or credit, not '{options.get('balance_sign')}'")
     return problems
+
+
+def import_queue(*, batch: ImportBatch, actor: User | None = None) -> ImportBatch:
+    """Hand a checked draft batch to the worker (`transfer.import_apply`), in this transaction; the
+    page then shows its progress. Refused unless it is a draft."""
+    with transaction.atomic():
+        queued = ImportBatch.objects.filter(pk=batch.pk, status=ImportBatch.Status.DRAFT).update(
+            status=ImportBatch.Status.QUEUED, error=""
+        )
+        if not queued:
+            raise TransferError(f"import #{batch.pk} is not waiting to be imported")
+        import_apply_job.defer(batch_id=batch.pk, actor_id=actor.pk if actor is not None else None)
+    batch.refresh_from_db()
+    return batch
 
 
 def import_check(batch: ImportBatch, *, today: dt.date | None = None) -> CheckResult:
@@ -435,9 +450,9 @@ def import_apply(
     its own transaction, the batch's progress moving after each): the subscribers, their opening
     balances, the zones the file names that do not exist yet. A chunk that fails leaves the batch
     `failed` with the rows written so far, which `import_undo` removes."""
-    claimed = ImportBatch.objects.filter(pk=batch.pk, status=ImportBatch.Status.DRAFT).update(
-        status=ImportBatch.Status.RUNNING, done=0, error=""
-    )
+    claimed = ImportBatch.objects.filter(
+        pk=batch.pk, status__in=[ImportBatch.Status.DRAFT, ImportBatch.Status.QUEUED]
+    ).update(status=ImportBatch.Status.RUNNING, done=0, error="")
     if not claimed:
         batch.refresh_from_db()
         raise TransferError(f"import #{batch.pk} is {batch.get_status_display().lower()}, not waiting to be imported")

@@ -14,6 +14,7 @@ class ImportBatch(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Uploaded, not imported")
+        QUEUED = "queued", _("Waiting to import")
         RUNNING = "running", _("Importing")
         APPLIED = "applied", _("Imported")
         FAILED = "failed", _("Failed")

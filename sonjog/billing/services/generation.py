@@ -258,18 +258,34 @@ def _generate(
             on_bills_created(run.pk)
 
 
+def bill_generation_preview(
+    *, operator: Operator, period_month: dt.date, subscriber_ids: list[int] | None = None
+) -> GenerationResult:
+    """What `bill_generate_period` would do now, counted by the same planner: `created` and
+    `backfilled` are the bills it would write; nothing is written and no row is locked."""
+    result = GenerationResult(period=period_month.replace(day=1))
+    for bill in _plan(operator, result.period, subscriber_ids, result, None, lock=False):
+        if bill.is_target:
+            result.created += 1
+        else:
+            result.backfilled += 1
+    return result
+
+
 def _plan(
     operator: Operator,
     period_month: dt.date,
     only_ids: list[int] | None,
     result: GenerationResult,
     started_by: dt.date | None,
+    *,
+    lock: bool = True,
 ) -> list[_PlannedBill]:
     # The earliest any period labelled `period_month` can start is the month before's last days
     # (anniversary/fixed day), so "terminated after" is checked against the month's first day - 1.
     with server_cursor() as cursor:
         cursor.execute(
-            CANDIDATES_SQL,
+            CANDIDATES_SQL if lock else CANDIDATES_SQL.replace("FOR NO KEY UPDATE OF s", ""),
             {
                 "operator_id": operator.pk,
                 "month": period_month,

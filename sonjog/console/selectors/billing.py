@@ -17,28 +17,16 @@ from django.db.models import QuerySet
 from sonjog.billing.filters import OverdueFilterSet, PaymentFilterSet
 from sonjog.billing.models import BillingRun, EntryKind, Invoice, LedgerEntry, Payment
 from sonjog.billing.selectors import dues_cte, with_reversed
-from sonjog.billing.terms import terms_for
+from sonjog.billing.services.generation import bill_generation_preview
 from sonjog.console.access import Scope
 from sonjog.core.filters import day_start
 from sonjog.core.money import ZERO
-from sonjog.core.periods import add_months, subscriber_period
 from sonjog.customers.models import Subscriber
 
 
 def day_bounds(scope: Scope, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) of a calendar day in the acting operator's time zone."""
     return day_start(day, scope.time_zone), day_start(day + dt.timedelta(days=1), scope.time_zone)
-
-
-_GENERATION_CANDIDATES_SQL = """
-SELECT s.id, s.activation_date, s.terminated_on, s.billing_mode, s.billing_cycle, s.billing_day,
-       EXISTS (SELECT 1 FROM billing_bill b WHERE b.subscriber_id = s.id AND b.period_month = %(month)s
-               AND b.reversed_at IS NULL),
-       (SELECT max(b.period_month) FROM billing_bill b WHERE b.subscriber_id = s.id AND b.reversed_at IS NULL)
-FROM customers_subscriber s
-WHERE s.operator_id = %(operator_id)s AND s.activation_date IS NOT NULL
-  AND (s.terminated_on IS NULL OR s.terminated_on > %(month)s)
-"""
 
 
 @dataclass
@@ -52,34 +40,21 @@ class GenerationPreview:
 
 
 def generation_preview(scope: Scope, operator_ids: list[int], period_month: dt.date) -> list[GenerationPreview]:
-    """What "Generate invoices" would do for each operator, without writing or locking anything: the
-    same candidates and period arithmetic as the generation service, counted."""
+    """What "Generate invoices" would do for each operator, without writing or locking anything:
+    billing's own planner, counted (`bill_generation_preview`)."""
     previews = []
     for operator in [each for each in scope.operators if each.pk in operator_ids]:
-        preview = GenerationPreview(operator.pk, operator.name)
-        with connection.cursor() as cursor:
-            cursor.execute(_GENERATION_CANDIDATES_SQL, {"operator_id": operator.pk, "month": period_month})
-            rows = cursor.fetchall()
-        for _pk, activation, terminated, mode, cycle, billing_day, target_exists, last_month in rows:
-            try:
-                terms = terms_for(operator, mode=mode, cycle=cycle, billing_day=billing_day, activation_date=activation)
-            except ValueError:
-                continue
-            first_month = terms.period_month_of(activation)
-            if first_month > period_month:
-                preview.future_joiners += 1
-                continue
-            if target_exists:
-                preview.already_billed += 1
-            elif subscriber_period(period_month, terms.anchor_day, activation, terminated) is not None:
-                preview.would_create += 1
-            month = add_months(last_month, 1) if last_month else first_month
-            month = max(month, first_month)
-            while month < period_month:
-                if subscriber_period(month, terms.anchor_day, activation, terminated) is not None:
-                    preview.would_backfill += 1
-                month = add_months(month, 1)
-        previews.append(preview)
+        counted = bill_generation_preview(operator=operator, period_month=period_month)
+        previews.append(
+            GenerationPreview(
+                operator.pk,
+                operator.name,
+                would_create=counted.created,
+                would_backfill=counted.backfilled,
+                already_billed=counted.skipped_existing,
+                future_joiners=counted.skipped_future_joiners,
+            )
+        )
     return previews
 
 

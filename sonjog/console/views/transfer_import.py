@@ -28,12 +28,12 @@ from sonjog.transfer.imports import (
     batch_from_file,
     batch_from_router,
     import_check,
+    import_queue,
     import_touched,
     import_undo,
 )
 from sonjog.transfer.models import ImportBatch
 from sonjog.transfer.tables import MAX_FILE_BYTES
-from sonjog.transfer.tasks import import_apply_job
 
 ADD = "customers.add_subscriber"
 PROBLEMS_SHOWN = 500
@@ -166,7 +166,7 @@ def import_batch_view(request: HttpRequest, batch_id: int) -> HttpResponse:
                 form.add_error(None, str(error))
             else:
                 if request.POST.get("apply") and not result.problems:
-                    import_apply_job.defer(batch_id=batch.pk, actor_id=request.user.pk)
+                    import_queue(batch=batch, actor=request.user)  # type: ignore[arg-type]
                     messages.success(
                         request,
                         ngettext(

@@ -112,6 +112,7 @@ from sonjog.notifications.services import (
 )
 from sonjog.operators.models import Operator, Staff, StaffRole
 from sonjog.operators.services import staff_create
+from sonjog.transfer.exports import DATASETS as export_datasets
 from sonjog.transfer.imports import batch_from_file
 from sonjog.transfer.models import ImportBatch
 
@@ -749,6 +750,9 @@ def _bindings(route: Route, tenant: Tenant, attacker: Tenant, unknown: set[str])
         ]
     if given == {"fmt"}:
         return [Binding({"fmt": fmt}, False) for fmt in ("csv", "xlsx")]
+    if given == {"dataset", "fmt"}:
+        # Every export, as CSV (the query string picks the operator: the walk's query sweep sends ids).
+        return [Binding({"dataset": dataset, "fmt": "csv"}, False) for dataset in export_datasets]
     if given == {"name"}:
         # Job names are the installation's, not a tenant's: two of them (the first bills every operator).
         return [Binding({"name": job}, False) for job in list(JOBS)[:2]]

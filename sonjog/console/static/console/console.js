@@ -10,7 +10,10 @@
   // Forms that do something hard to undo ask first: <form data-confirm="...">.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var question = form.getAttribute && form.getAttribute("data-confirm");
+    // The button pressed may ask its own question (a form with "Check" and "Import" buttons).
+    var button = event.submitter;
+    var question = (button && button.getAttribute && button.getAttribute("data-confirm")) ||
+      (form.getAttribute && form.getAttribute("data-confirm"));
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
 
