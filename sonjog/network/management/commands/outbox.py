@@ -60,14 +60,7 @@ class Command(SonjogCommand):
             }
             for c in rows[: options["limit"]]
         ]
-        if options["json"]:
-            self.stdout.write(to_json({"commands": items}))
-            return
-        for item in items:
-            self.stdout.write(
-                f"#{item['id']:<6} {item['status']:<11} {item['subscriber']:<14} {item['router']:<12} "
-                f"tries {item['attempts']:<2} {item['requested_by'][:30]:<30} {item['last_error'][:60]}"
-            )
+        self._write(items, "commands", "subscriber", options["json"])
 
     def _profiles(self, options: dict[str, Any]) -> None:
         rows = ProfileCommand.objects.select_related("router").order_by("-requested_at")
@@ -87,11 +80,16 @@ class Command(SonjogCommand):
             }
             for c in rows[: options["limit"]]
         ]
-        if options["json"]:
-            self.stdout.write(to_json({"profile_commands": items}))
+        self._write(items, "profile_commands", "profile", options["json"])
+
+    def _write(self, items: list[dict[str, Any]], key: str, what: str, as_json: bool) -> None:
+        """The listing as JSON under `key`, or one line per command naming its `what` (a subscriber or a
+        profile)."""
+        if as_json:
+            self.stdout.write(to_json({key: items}))
             return
         for item in items:
             self.stdout.write(
-                f"#{item['id']:<6} {item['status']:<11} {item['profile']:<14} {item['router']:<12} "
+                f"#{item['id']:<6} {item['status']:<11} {item[what]:<14} {item['router']:<12} "
                 f"tries {item['attempts']:<2} {item['requested_by'][:30]:<30} {item['last_error'][:60]}"
             )
