@@ -511,6 +511,25 @@ class Outage(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # The last run that credited it (the console's runs are the worker's, its progress shown as it goes).
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.DONE)
+    total = models.PositiveIntegerField(default=0)  # subscribers behind the place, chosen for the run
+    done = models.PositiveIntegerField(default=0)  # of those, looked at so far
+    credited_count = models.PositiveIntegerField(default=0)
+    credited_total = MoneyField(default=Decimal("0.00"))
+    skipped_count = models.PositiveIntegerField(default=0)
+    not_in_service = models.PositiveIntegerField(default=0)
+    # The run's rows (credited and skipped, with why), the first few hundred: what the result page lists.
+    rows = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-starts_at", "id"]
         constraints = [

@@ -109,6 +109,7 @@ urlpatterns = [
     path("billing/overdue/suspend/", billing.overdue_suspend_view, name="overdue_suspend"),
     path("billing/corrections/", billing.corrections_view, name="corrections"),
     path("billing/outage-credit/", outage_views.outage_credit_view, name="outage_credit"),
+    path("billing/outages/<int:outage_id>/", outage_views.outage_view, name="outage"),
     path("billing/payments/", billing.payments_view, name="payments"),
     path("billing/payments/export.<str:fmt>", billing.payments_export_view, name="payments_export"),
     path("collect/", collection.collect_view, name="collect"),

@@ -5,7 +5,8 @@ those of the zone and every zone under it; a router's are those the network says
 (`network.reconcile.served_subscribers`: its own subscribers, and those without a router of their
 own in a zone it serves or under one); a POP's are those connected through it. What each of them is
 credited is billing's (`billing.services.outages`). The console's "Outage credit" page calls these
-two functions, never the steps one by one.
+functions, never the steps one by one: the preview in the request, the credits queued for the
+worker (`billing.outage_credit`), whose progress and result the outage's page shows.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ import datetime as dt
 from collections.abc import Collection
 
 from django.contrib.auth.models import User
+from django.db import transaction
 
 from sonjog.billing.exceptions import BillingError
 from sonjog.billing.models import Outage
-from sonjog.billing.services.outages import OutagePlan, outage_credits_apply, outage_credits_preview
+from sonjog.billing.services.outages import (
+    OutagePlan,
+    outage_credits_apply,
+    outage_credits_preview,
+    outage_credits_queue,
+)
 from sonjog.customers.models import Pop, Subscriber, Zone
 from sonjog.network.models import Router
 from sonjog.network.reconcile import served_subscribers
@@ -105,5 +112,67 @@ def outage_credit(
         start=start,
         end=end,
         reason=reason,
+        actor=actor,
+    )
+
+
+def outage_credit_queue(
+    *,
+    place: OutagePlace,
+    operator_ids: Collection[int],
+    start: dt.datetime,
+    end: dt.datetime,
+    reason: str,
+    actor: User | None = None,
+) -> tuple[Outage, bool]:
+    """Record the outage of `place` and hand its credits to the worker, in one transaction. Returns
+    the outage and whether a run was queued now (one already queued or running is left to finish)."""
+    from sonjog.flows.tasks import outage_credit_job
+
+    subscriber_ids = outage_subscriber_ids(place=place, operator_ids=operator_ids)
+    with transaction.atomic():
+        outage, queued = outage_credits_queue(
+            operator=place.operator,
+            target_kind=_kind_of(place),
+            target_id=place.pk,
+            target_label=_label_of(place),
+            operator_ids=operator_ids,
+            subscriber_count=len(subscriber_ids),
+            start=start,
+            end=end,
+            reason=reason,
+            actor=actor,
+        )
+        if queued:
+            outage_credit_job.defer(
+                outage_id=outage.pk,
+                operator_ids=sorted(operator_ids),
+                actor_id=actor.pk if actor is not None and actor.pk else None,
+            )
+    return outage, queued
+
+
+def outage_place(outage: Outage) -> OutagePlace:
+    """The zone, router or POP an outage names."""
+    kinds: dict[str, type[OutagePlace]] = {
+        Outage.Target.ZONE: Zone,
+        Outage.Target.ROUTER: Router,
+        Outage.Target.POP: Pop,
+    }
+    model = kinds[outage.target_kind]
+    found = model.objects.select_related("operator").filter(pk=outage.target_id).first()
+    if found is None:
+        raise BillingError(f"the {outage.get_target_kind_display()} '{outage.target_label}' no longer exists")
+    return found
+
+
+def outage_credit_run(*, outage: Outage, operator_ids: Collection[int], actor: User | None = None) -> OutagePlan:
+    """The worker's run of a queued outage: who is behind its place now, credited."""
+    return outage_credit(
+        place=outage_place(outage),
+        operator_ids=operator_ids,
+        start=outage.starts_at,
+        end=outage.ends_at,
+        reason=outage.reason,
         actor=actor,
     )

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from procrastinate.contrib.django import app
 
 from sonjog.automation.recording import recorded
-from sonjog.billing.models import BillingRun
+from sonjog.billing.exceptions import BillingError
+from sonjog.billing.models import BillingRun, Outage
+from sonjog.billing.services.outages import outage_run_failed
 from sonjog.core.jobs import releases_connection
 from sonjog.flows import enforcement
 from sonjog.flows.generation import due_bills_generate, scheduled_bills_generate
+from sonjog.flows.outages import outage_credit_run
 from sonjog.flows.scheduled import scheduled_changes_apply
 
 
@@ -49,3 +53,20 @@ def overdue_sweep(timestamp: int | None = None) -> dict[str, Any]:
 def scheduled_changes(timestamp: int | None = None) -> dict[str, int]:
     """Package changes, suspensions and terminations booked for a later day, applied on it."""
     return scheduled_changes_apply()
+
+
+@app.task(name="billing.outage_credit", queue="console")
+@releases_connection
+def outage_credit_job(outage_id: int, operator_ids: list[int], actor_id: int | None = None) -> dict[str, int]:
+    """An outage's credits, queued from the console: its progress and result are on the outage row."""
+    outage = Outage.objects.get(pk=outage_id)
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
+    try:
+        plan = outage_credit_run(outage=outage, operator_ids=operator_ids, actor=actor)
+    except BillingError as error:
+        outage_run_failed(outage_id, str(error))
+        return {"credited": 0, "failed": 1}
+    except Exception as error:
+        outage_run_failed(outage_id, f"{type(error).__name__}: {error}")
+        raise
+    return {"credited": len(plan.credited), "failed": 0}

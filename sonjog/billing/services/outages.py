@@ -64,6 +64,10 @@ FAILED = "failed"  # the credit service refused it (its message says why)
 
 CREDITED = (CREDIT, CAPPED)
 
+# How often a run moves the outage's progress, and how many of its rows the outage keeps to show.
+PROGRESS_STEP = 25
+ROWS_KEPT = 500
+
 
 @dataclass(frozen=True)
 class PeriodCredit:
@@ -153,6 +157,51 @@ def outage_credits_preview(
     return OutagePlan(start, end, rows, not_in_service + len(affected) - len(rows))
 
 
+def _apply_check(operator: Operator, target_kind: str, operator_ids: Collection[int], reason: str) -> None:
+    if target_kind not in Outage.Target.values:
+        raise BillingError(f"unknown outage target '{target_kind}'")
+    if not reason.strip():
+        raise BillingError("say why: an outage credit needs a reason")
+    if operator.pk not in operator_ids:
+        raise BillingError(f"{operator} is not among the operators this outage may credit")
+
+
+def outage_credits_queue(
+    *,
+    operator: Operator,
+    target_kind: str,
+    target_id: int,
+    target_label: str,
+    operator_ids: Collection[int],
+    subscriber_count: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    reason: str,
+    actor: User | None = None,
+) -> tuple[Outage, bool]:
+    """Record the outage and mark it queued for a run of `outage_credits_apply` (the caller hands
+    it to the worker in this transaction). Returns the outage and whether it was queued now: one
+    queued or running already (a second press, two clerks at once) is left to finish."""
+    _window_check(start, end)
+    _apply_check(operator, target_kind, operator_ids, reason)
+    outage = _outage_record(operator, target_kind, target_id, target_label, start, end, reason.strip(), actor)
+    queued = (
+        Outage.objects.filter(pk=outage.pk)
+        .exclude(status__in=(Outage.Status.QUEUED, Outage.Status.RUNNING))
+        .update(status=Outage.Status.QUEUED, total=subscriber_count, done=0, error="", finished_at=None)
+    )
+    outage.refresh_from_db()
+    return outage, bool(queued)
+
+
+def outage_run_failed(outage_id: int, error: str) -> None:
+    """A run that stopped on an error: the page says so (what it credited before stays credited,
+    and applying the outage again credits the rest)."""
+    Outage.objects.filter(pk=outage_id).update(
+        status=Outage.Status.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+
+
 def outage_credits_apply(
     *,
     operator: Operator,
@@ -165,26 +214,91 @@ def outage_credits_apply(
     end: dt.datetime,
     reason: str,
     actor: User | None = None,
+    step: int = PROGRESS_STEP,
 ) -> OutagePlan:
     """Credit the outage to every subscriber the preview names: one transaction per subscriber,
     under its lock, through `outage_credit_add`. Idempotent per (outage, subscriber, period): see the
-    module's docstring. The result says who was credited how much and why the others were not."""
+    module's docstring. The result says who was credited how much and why the others were not; the
+    outage row shows the run's progress as it goes (every `step` subscribers) and keeps its result."""
     _window_check(start, end)
-    if target_kind not in Outage.Target.values:
-        raise BillingError(f"unknown outage target '{target_kind}'")
-    if not reason.strip():
-        raise BillingError("say why: an outage credit needs a reason")
-    if operator.pk not in operator_ids:
-        raise BillingError(f"{operator} is not among the operators this outage may credit")
+    _apply_check(operator, target_kind, operator_ids, reason)
     outage = _outage_record(operator, target_kind, target_id, target_label, start, end, reason.strip(), actor)
     affected, not_in_service = _affected(operator_ids, subscriber_ids, start, end)
+    Outage.objects.filter(pk=outage.pk).update(
+        status=Outage.Status.RUNNING, total=len(affected), done=0, error="", finished_at=None
+    )
     rows: list[SubscriberOutage] = []
     # In key order, like every bulk writer of subscribers' money: concurrent applies never deadlock.
-    for subscriber in sorted(affected, key=lambda each: each.pk):
+    for done, subscriber in enumerate(sorted(affected, key=lambda each: each.pk), start=1):
         row = _credit_one(outage, subscriber.pk, actor)
         if row is not None:
             rows.append(row)
-    return OutagePlan(start, end, rows, not_in_service + len(affected) - len(rows), outage=outage)
+        if done % step == 0:
+            Outage.objects.filter(pk=outage.pk).update(done=done)
+    plan = OutagePlan(start, end, rows, not_in_service + len(affected) - len(rows), outage=outage)
+    _run_record(outage, plan, len(affected))
+    return plan
+
+
+def _run_record(outage: Outage, plan: OutagePlan, looked_at: int) -> None:
+    credited, skipped = plan.credited, plan.skipped
+    shown = (credited + skipped)[:ROWS_KEPT]
+    values = {
+        "status": Outage.Status.DONE,
+        "done": looked_at,
+        "credited_count": len(credited),
+        "credited_total": plan.total,
+        "skipped_count": len(skipped),
+        "not_in_service": plan.not_in_service,
+        "rows": [_row_json(row) for row in shown],
+        "finished_at": timezone.now(),
+    }
+    Outage.objects.filter(pk=outage.pk).update(**values)
+    for name, value in values.items():
+        setattr(outage, name, value)
+
+
+def _row_json(row: SubscriberOutage) -> dict[str, object]:
+    return {
+        "subscriber_id": row.subscriber_id,
+        "customer_id": row.customer_id,
+        "name": row.name,
+        "periods": [
+            {
+                "period_month": period.period_month.isoformat(),
+                "minutes": period.minutes,
+                "status": period.status,
+                "amount": str(period.amount),
+                "full_amount": str(period.full_amount),
+                "left": None if period.left is None else str(period.left),
+                "other_outage_id": period.other_outage_id,
+                "error": period.error,
+            }
+            for period in row.periods
+        ],
+    }
+
+
+def outage_last_run(outage: Outage) -> list[SubscriberOutage]:
+    """The rows the outage's last run kept (credited first, then skipped with why), as the preview
+    shows them; the counts and the total are the outage's own fields."""
+    rows = []
+    for row in outage.rows or []:
+        periods = [
+            PeriodCredit(
+                period_month=dt.date.fromisoformat(period["period_month"]),
+                minutes=int(period["minutes"]),
+                status=str(period["status"]),
+                amount=Decimal(period["amount"]),
+                full_amount=Decimal(period["full_amount"]),
+                left=None if period["left"] is None else Decimal(period["left"]),
+                other_outage_id=period["other_outage_id"],
+                error=str(period["error"]),
+            )
+            for period in row["periods"]
+        ]
+        rows.append(SubscriberOutage(int(row["subscriber_id"]), str(row["customer_id"]), str(row["name"]), periods))
+    return rows
 
 
 def _outage_record(

@@ -1,6 +1,7 @@
 """The "Outage credit" page: a zone, a router or a POP was out; preview who is credited how much,
-confirm with how many and what total, then the result in words (who was credited, who was skipped and why).
-The credits are the flow's (`sonjog.flows.outages`); this page only asks and shows."""
+confirm with how many and what total; the worker credits them, and the outage's page shows its
+progress, then the result in words (who was credited, who was skipped and why). The credits are the
+flow's (`sonjog.flows.outages`); these pages only ask and show."""
 
 from __future__ import annotations
 
@@ -8,23 +9,27 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from sonjog.billing.exceptions import BillingError
 from sonjog.billing.models import Outage
-from sonjog.billing.services.outages import LONGEST_OUTAGE, OutagePlan
+from sonjog.billing.services.outages import LONGEST_OUTAGE, OutagePlan, outage_last_run
 from sonjog.console.access import Scope, console_view, scope_of
 from sonjog.console.views.common import page
 from sonjog.core.bounds import OutOfBounds, check_date, column_field
 from sonjog.customers.models import Pop, Zone
-from sonjog.flows.outages import OutagePlace, outage_credit, outage_preview
+from sonjog.flows.outages import OutagePlace, outage_credit_queue, outage_preview
 from sonjog.network.models import Router
 
 # A zone's preview lists its subscribers; past this many rows the page names only how many more.
 ROWS_SHOWN = 500
+# The form lists the latest outages credited, with their state.
+RECENT_SHOWN = 20
 
 DATETIME_INPUT = {"type": "datetime-local"}
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -127,7 +132,7 @@ def _shown(plan: OutagePlan) -> dict[str, Any]:
 def outage_credit_view(request: HttpRequest) -> HttpResponse:
     scope = scope_of(request)
     form = OutageCreditForm(request.POST or None, scope=scope)
-    context: dict[str, Any] = {"form": form, "currency": scope.home.currency, "step": "form"}
+    context: dict[str, Any] = {"form": form, "currency": scope.home.currency, "step": "form", "recent": _recent(scope)}
     if request.method != "POST" or not form.is_valid():
         return page(request, "console/outage_credit.html", context, status=400 if form.errors else 200)
     place: OutagePlace = form.cleaned_data["place"]
@@ -138,16 +143,42 @@ def outage_credit_view(request: HttpRequest) -> HttpResponse:
             plan = outage_preview(place=place, operator_ids=scope.operator_ids, **window)
             context.update({"step": "preview", **_shown(plan)})
         else:
-            plan = outage_credit(
+            outage, queued = outage_credit_queue(
                 place=place,
                 operator_ids=scope.operator_ids,
                 reason=form.cleaned_data["reason"],
                 actor=request.user,  # type: ignore[arg-type]
                 **window,
             )
-            context.update({"step": "result", **_shown(plan)})
+            if not queued:
+                messages.info(request, _("This outage is already being credited: its progress is below."))
+            return redirect("console:outage", outage_id=outage.pk)
     except BillingError as error:
         form.add_error(None, str(error))
         context["step"] = "form"
         return page(request, "console/outage_credit.html", context, status=400)
     return page(request, "console/outage_credit.html", context)
+
+
+def _recent(scope: Scope) -> list[Outage]:
+    return list(
+        scope.filter(Outage.objects.select_related("operator", "created_by"))
+        .defer("rows")
+        .order_by("-created_at", "-pk")[:RECENT_SHOWN]
+    )
+
+
+@console_view("billing.add_adjustment")
+def outage_view(request: HttpRequest, outage_id: int) -> HttpResponse:
+    """One outage: its run's progress while the worker credits it, then who was credited and who
+    was skipped and why."""
+    outage = scope_of(request).get_or_404(Outage.objects.select_related("operator", "created_by"), pk=outage_id)
+    context: dict[str, Any] = {
+        "outage": outage,
+        "currency": outage.operator.currency,
+        "rows": outage_last_run(outage) if outage.status == Outage.Status.DONE else [],
+        "more_rows": max(0, outage.credited_count + outage.skipped_count - len(outage.rows or [])),
+    }
+    if request.htmx:  # type: ignore[attr-defined]
+        return page(request, "console/partials/outage_progress.html", context)
+    return page(request, "console/outage.html", context)

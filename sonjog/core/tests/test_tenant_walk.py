@@ -63,9 +63,10 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 from sonjog.automation.models import JobRun, ReminderRule
 from sonjog.automation.registry import JOBS
 from sonjog.automation.services import operator_schedule_set, reminder_rule_create
-from sonjog.billing.models import BillingHold, BillingRun, CreditNote, Invoice, LedgerEntry, Payment
+from sonjog.billing.models import BillingHold, BillingRun, CreditNote, Invoice, LedgerEntry, Outage, Payment
 from sonjog.billing.services import adjustment_add, bill_generate_period, entry_reverse, invoice_void
 from sonjog.billing.services.holds import billing_hold_add
+from sonjog.billing.services.outages import outage_credits_apply
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import Package
 from sonjog.console.access import SESSION_EPOCH_KEY
@@ -172,6 +173,7 @@ ID_KINDS: dict[str, type[models.Model]] = {
     "staff_id": Staff,
     "batch_id": ImportBatch,
     "hold_id": BillingHold,
+    "outage_id": Outage,
     "change_id": ScheduledChange,
     "backup_id": RouterBackup,
 }
@@ -184,6 +186,7 @@ JOB_ARG_KINDS: dict[str, type[models.Model]] = {
     "action_id": BulkAction,
     "message_id": Message,
     "run_id": BillingRun,
+    "outage_id": Outage,
     "subscriber_ids": Subscriber,
 }
 
@@ -410,6 +413,18 @@ def _enrich(branch: Branch, tag: str) -> Tenant:
     scheduled_change_add(
         subscriber=second, kind="suspend", effective_date=today + dt.timedelta(days=5), reason=f"VICTIM-{tag}-BOOKED"
     )
+    outage_credits_apply(
+        operator=operator,
+        target_kind=Outage.Target.ZONE,
+        target_id=branch.zone.pk,
+        target_label=f"VICTIM-{tag}-OUTAGE",
+        operator_ids=[operator.pk],
+        subscriber_ids=[each.pk for each in subscribers],
+        start=now - dt.timedelta(hours=3),
+        end=now - dt.timedelta(hours=1),
+        reason=f"VICTIM-{tag}-OUTAGE-REASON",
+        actor=owner,
+    )
 
     tenant = Tenant(label=tag.lower(), branch=branch)
     tenant.fields = {
@@ -484,6 +499,7 @@ MARKED_TEXT: dict[type[models.Model], tuple[str, ...]] = {
     RouterBackup: ("content",),
     ImportBatch: ("file_name",),
     BillingHold: ("reason",),
+    Outage: ("target_label", "reason"),
     ScheduledChange: ("reason",),
     OutboxCommand: ("last_error", "requested_by"),
     LedgerEntry: ("memo",),
