@@ -567,3 +567,110 @@ class OutageCredit(models.Model):
 
     def __str__(self) -> str:
         return f"outage {self.outage_id} -> {self.subscriber_id} {self.period_month:%Y-%m}"
+
+
+class FloatAccount(models.Model):
+    """A reseller's float at its parent: what the parent charges when the reseller's subscribers are
+    billed. `balance` is the sum of its entries, kept in the same transaction as each of them; the
+    database refuses a balance below `-credit_limit` (0 for a prepaid reseller; a postpaid one has a
+    limit and is billed by its parent)."""
+
+    class CreditBack(models.TextChoices):
+        FULL = "full", _("Full")
+        PRORATED = "prorated", _("Prorated")
+        NONE = "none", _("None")
+
+    operator = models.OneToOneField("operators.Operator", on_delete=models.PROTECT, related_name="float_account")
+    balance = MoneyField(_("balance"), default=Decimal("0.00"))
+    credit_limit = MoneyField(_("credit limit"), default=Decimal("0.00"))
+    # Below this the reseller's new connections stop (and, when set, its renewals are held); empty:
+    # only the floor (`-credit_limit`) stops them.
+    minimum_balance = MoneyField(_("minimum balance"), null=True, blank=True)
+    hold_renewals = models.BooleanField(_("hold renewals below the minimum balance"), default=False)
+    low_balance_alert = MoneyField(_("alert below"), default=Decimal("0.00"))
+    credit_back = models.CharField(
+        _("credit back on refunds and early ends"),
+        max_length=10,
+        choices=CreditBack.choices,
+        default=CreditBack.PRORATED,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=-F("credit_limit")), name="float_balance_above_floor"),
+            models.CheckConstraint(condition=Q(credit_limit__gte=0), name="float_credit_limit_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"float of operator {self.operator_id}"
+
+    @property
+    def floor(self) -> Decimal:
+        return -self.credit_limit
+
+
+class FloatEntry(models.Model):
+    """One movement of a float: append-only (a trigger refuses UPDATE and DELETE). A charge says which
+    subscriber's bill it funds, at which level's package and wholesale price; a credit-back names the
+    charge it gives back, never more than is left of it."""
+
+    class Kind(models.TextChoices):
+        TOPUP = "topup", _("Top-up")
+        CHARGE = "charge", _("Charge")
+        CREDIT_BACK = "credit_back", _("Credit back")
+        ADJUSTMENT = "adjustment", _("Adjustment")
+        TRANSFER = "transfer", _("Transfer")
+
+    class Method(models.TextChoices):
+        CASH = "cash", _("Cash")
+        BANK = "bank", _("Bank")
+        BKASH = "bkash", _("bKash")
+        NAGAD = "nagad", _("Nagad")
+
+    account = models.ForeignKey(FloatAccount, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    amount = MoneyField(_("amount"))
+    balance_after = MoneyField(_("balance after"))
+    bill = models.ForeignKey("billing.Bill", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    subscriber = models.ForeignKey(
+        "customers.Subscriber", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    package = models.ForeignKey(
+        "catalog.Package", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    unit_price = MoneyField(_("wholesale price"), null=True, blank=True)
+    charge = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_backs", db_index=False
+    )
+    method = models.CharField(_("method"), max_length=8, choices=Method.choices, blank=True)
+    reference = models.CharField(_("reference"), max_length=100, blank=True)
+    memo = models.CharField(_("note"), max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account_id", "id"]
+        constraints = [
+            # Exactly one charge per (bill, level): a second run, a retry or a race finds it there.
+            models.UniqueConstraint(
+                fields=["bill", "account"], condition=Q(kind="charge"), name="float_one_charge_per_bill_and_level"
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="float_entry_not_zero"),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["topup", "credit_back"]) | Q(amount__gt=0), name="float_credit_is_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="charge") | (Q(amount__lt=0) & Q(bill__isnull=False)),
+                name="float_charge_is_a_bill_debit",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="credit_back") | Q(charge__isnull=False), name="float_credit_back_names_charge"
+            ),
+        ]
+        indexes = [models.Index(fields=["charge"], name="float_entry_charge", condition=Q(charge__isnull=False))]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} on float {self.account_id}"

@@ -17,6 +17,8 @@ COUNTS_SQL = {
     "credit_notes": "SELECT count(*) FROM billing_creditnote",
     "credit_lines": "SELECT count(*) FROM billing_creditline",
     "subscribers": "SELECT count(*) FROM customers_subscriber",
+    "float_accounts": "SELECT count(*) FROM billing_floataccount",
+    "float_entries": "SELECT count(*) FROM billing_floatentry",
 }
 
 # Each check returns the offending rows (at most 20 shown); an empty result means it holds.
@@ -202,6 +204,58 @@ CHECKS: dict[str, str] = {
     "voided_invoices_have_credit_notes": """
         SELECT i.id FROM billing_invoice i LEFT JOIN billing_creditnote c ON c.invoice_id = i.id
         WHERE (i.voided_at IS NULL) <> (c.id IS NULL)
+    """,
+    # Resellers' floats (services/floats.py): the balance is the sum of the entries, each entry's
+    # balance after is the running sum, and nothing stands below the floor.
+    "float_balance_is_sum_of_entries": """
+        SELECT a.id, a.balance, COALESCE(e.total, 0) FROM billing_floataccount a
+        LEFT JOIN (SELECT account_id, sum(amount) AS total FROM billing_floatentry GROUP BY account_id) e
+          ON e.account_id = a.id
+        WHERE a.balance <> COALESCE(e.total, 0)
+    """,
+    "float_balance_after_is_running_sum": """
+        SELECT id, balance_after, running FROM (
+            SELECT id, balance_after, sum(amount) OVER (PARTITION BY account_id ORDER BY id) AS running
+            FROM billing_floatentry) e
+        WHERE balance_after <> running
+    """,
+    "float_above_floor": """
+        SELECT id, balance, credit_limit FROM billing_floataccount WHERE balance < -credit_limit
+    """,
+    "float_credit_backs_within_charge": """
+        SELECT c.id, -c.amount, sum(b.amount) FROM billing_floatentry c
+        JOIN billing_floatentry b ON b.charge_id = c.id AND b.kind = 'credit_back'
+        GROUP BY c.id, c.amount HAVING sum(b.amount) > -c.amount
+    """,
+    # Every bill of a reseller's subscriber is charged on the reseller's float (when it had one by
+    # then), and every level charged is charged at the next level up too when that one has a float:
+    # one charge per (bill, level), never skipped.
+    "float_bills_charged_at_their_reseller": """
+        SELECT b.id, a.id FROM billing_bill b
+        JOIN customers_subscriber s ON s.id = b.subscriber_id
+        JOIN billing_floataccount a ON a.operator_id = s.operator_id AND a.created_at <= b.created_at
+        WHERE b.kind = 'period' AND NOT EXISTS (
+            SELECT 1 FROM billing_floatentry e
+            WHERE e.bill_id = b.id AND e.account_id = a.id AND e.kind = 'charge')
+    """,
+    "float_charged_at_every_level_up": """
+        SELECT e.bill_id, up.id FROM billing_floatentry e
+        JOIN billing_floataccount a ON a.id = e.account_id
+        JOIN operators_operator o ON o.id = a.operator_id
+        JOIN billing_bill b ON b.id = e.bill_id
+        JOIN billing_floataccount up ON up.operator_id = o.parent_id AND up.created_at <= b.created_at
+        WHERE e.kind = 'charge' AND NOT EXISTS (
+            SELECT 1 FROM billing_floatentry x
+            WHERE x.bill_id = e.bill_id AND x.account_id = up.id AND x.kind = 'charge')
+    """,
+    "float_charges_belong_to_the_bills_chain": """
+        SELECT e.id FROM billing_floatentry e
+        JOIN billing_floataccount a ON a.id = e.account_id
+        JOIN operators_operator lvl ON lvl.id = a.operator_id
+        JOIN billing_bill b ON b.id = e.bill_id
+        JOIN customers_subscriber s ON s.id = b.subscriber_id
+        JOIN operators_operator o ON o.id = s.operator_id
+        WHERE e.kind = 'charge' AND (e.subscriber_id <> b.subscriber_id OR NOT starts_with(o.path, lvl.path))
     """,
 }
 

@@ -30,12 +30,28 @@ class Package(models.Model):
     fup_upload_kbps = models.PositiveIntegerField(_("fair-usage upload (kbps)"), default=1024)
     fup_router_profile = models.CharField(_("fair-usage router profile"), max_length=64, default="fup")
     is_active = models.BooleanField(_("on sale"), default=True)
+    # A reseller's package is bought from its parent: the parent's package it maps to (the tariff
+    # mapper) and the wholesale price per billing unit the parent charges the reseller's float for it.
+    wholesale_package = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="resold_as",
+        verbose_name=_("parent's package"),
+    )
+    wholesale_price = MoneyField(_("wholesale price"), null=True, blank=True)
 
     class Meta:
         ordering = ["operator_id", "price"]
         constraints = [
             models.UniqueConstraint(fields=["operator", "name"], name="package_unique_name_per_operator"),
             models.CheckConstraint(condition=Q(price__gte=0), name="package_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(wholesale_package__isnull=True, wholesale_price__isnull=True)
+                | Q(wholesale_package__isnull=False, wholesale_price__gte=0),
+                name="package_wholesale_mapped_with_price",
+            ),
         ]
 
     def __str__(self) -> str:

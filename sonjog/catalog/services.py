@@ -286,3 +286,47 @@ def package_update(*, package: Package, actor: User | None = None, **fields: Any
             after=changed,
         )
     return locked
+
+
+def package_wholesale_set(
+    *,
+    package: Package,
+    parent_package: Package | None,
+    wholesale_price: Decimal | None,
+    actor: User | None = None,
+) -> Package:
+    """Map a reseller's package to one of its parent's packages at the wholesale price per billing
+    unit that the parent charges the reseller's float (the tariff mapper); None and None unmaps it.
+    Bills already charged keep the price snapshotted on their float entries."""
+    if (parent_package is None) != (wholesale_price is None):
+        raise CatalogError("a mapped package needs both the parent's package and the wholesale price")
+    if parent_package is not None and wholesale_price is not None:
+        operator = package.operator
+        if operator.parent_id is None:
+            raise CatalogError("the root ISP's packages are not bought from anyone")
+        if parent_package.operator_id != operator.parent_id:
+            raise CatalogError(f"'{parent_package.name}' is not a package of {operator.name}'s parent")
+        if parent_package.billing_unit != package.billing_unit:
+            raise CatalogError("the parent's package must bill by the same unit as this package")
+        if not wholesale_price.is_finite() or wholesale_price < 0 or wholesale_price > Decimal("99999999.99"):
+            raise CatalogError(f"a wholesale price must be between 0 and 99,999,999.99 (got {wholesale_price})")
+        if round_money(wholesale_price) != wholesale_price:
+            raise CatalogError(f"the wholesale price {wholesale_price} has more than two decimal places")
+    with transaction.atomic():
+        locked = Package.objects.select_for_update().get(pk=package.pk)
+        before = {"parent_package": locked.wholesale_package_id, "wholesale_price": str(locked.wholesale_price)}
+        locked.wholesale_package = parent_package
+        locked.wholesale_price = wholesale_price
+        locked.save(update_fields=["wholesale_package", "wholesale_price"])
+        audit(
+            operator=locked.operator,
+            action="package.wholesale",
+            actor=actor,
+            package=locked.pk,
+            before=before,
+            after={
+                "parent_package": parent_package.pk if parent_package else None,
+                "wholesale_price": str(wholesale_price),
+            },
+        )
+    return locked

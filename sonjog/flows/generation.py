@@ -39,6 +39,7 @@ def bills_generate(
     subscriber_ids: list[int] | None = None,
     today: dt.date | None = None,
     started_by: dt.date | None = None,
+    new_connection: bool = False,
 ) -> GenerationResult:
     """Bill a period for an operator (see `bill_generate_period`) and queue the subscribers' notices."""
     return bill_generate_period(
@@ -50,6 +51,7 @@ def bills_generate(
         today=today,
         started_by=started_by,
         on_bills_created=_notices_queue,
+        new_connection=new_connection,
     )
 
 

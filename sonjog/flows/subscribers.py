@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from sonjog.billing.models import BillingRun
+from sonjog.billing.services.floats import FloatError
 from sonjog.billing.services.lifecycle import (
     addon_billed,
     addon_end_credit,
@@ -122,14 +123,19 @@ def subscriber_activate(*, subscriber: Subscriber, activation_date: dt.date, act
         today = operator_today(locked.operator)
         assert locked.activation_date is not None
         if locked.activation_date <= today:
-            bills_generate(
+            result = bills_generate(
                 operator=locked.operator,
                 period_month=subscriber_terms(locked).period_month_of(today),
                 trigger=BillingRun.Trigger.ACTIVATION,
                 actor=actor,
                 subscriber_ids=[locked.pk],
                 today=today,
+                new_connection=True,
             )
+            if result.float_refused:
+                # A reseller whose float cannot pay for the connection cannot add it: nothing of the
+                # activation stays (the message says what each level would be charged).
+                raise FloatError(result.errors[-1]["error"])
     return locked
 
 

@@ -27,11 +27,19 @@ from django.utils import timezone
 
 from sonjog.billing.calculation import addon_amounts, addon_period, bill_amounts
 from sonjog.billing.models import BillingRun, DocumentSequence
+from sonjog.billing.services.floats import (
+    ChainPrices,
+    FundedBill,
+    chain_prices,
+    float_charges_write,
+    floats_fund,
+)
 from sonjog.billing.services.generation_sql import ADDONS_SQL, CANDIDATES_SQL, INSERT_RUN_SQL, INTERRUPTED_SQL
 from sonjog.billing.services.projection import money_changed, statements_reproject
 from sonjog.billing.terms import BillingTerms, operator_today, terms_for
 from sonjog.core.db import server_cursor
 from sonjog.core.periods import Period, add_months, month_start, subscriber_period
+from sonjog.customers.models import Subscriber
 from sonjog.operators.models import Operator
 
 RUN_LOCK_NAMESPACE = zlib.crc32(b"sonjog.billing.run")
@@ -46,6 +54,10 @@ class GenerationResult:
     skipped_future_joiners: int = 0
     # Periods not billed because billing was paused for them (a billing hold).
     skipped_held: int = 0
+    # Subscribers not billed because their reseller's float cannot cover the bill (named in `errors`).
+    float_refused: int = 0
+    # Charges written on resellers' floats for the bills of this run (one per bill and level).
+    float_charges: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     run_id: int | None = None
@@ -60,6 +72,8 @@ class GenerationResult:
             "skipped_existing": self.skipped_existing,
             "skipped_future_joiners": self.skipped_future_joiners,
             "skipped_held": self.skipped_held,
+            "float_refused": self.float_refused,
+            "float_charges": self.float_charges,
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
             "resumed_interrupted_run": self.resumed_run_id,
@@ -71,6 +85,8 @@ class GenerationResult:
         self.skipped_existing += other.skipped_existing
         self.skipped_future_joiners += other.skipped_future_joiners
         self.skipped_held += other.skipped_held
+        self.float_refused += other.float_refused
+        self.float_charges += other.float_charges
         self.errors.extend(other.errors)
 
 
@@ -136,6 +152,9 @@ class _PlannedBill:
     is_prorated: bool
     is_target: bool
     addon_lines: tuple[_PlannedAddOnLine, ...] = ()
+    # What a reseller's float charge is prorated by: the period and whether the bill is prorated.
+    period: Period | None = None
+    prorate: bool = False
 
 
 def _run_record_open(
@@ -176,12 +195,15 @@ def bill_generate_period(
     today: dt.date | None = None,
     started_by: dt.date | None = None,
     on_bills_created: Callable[[int], None] | None = None,
+    new_connection: bool = False,
 ) -> GenerationResult:
     """Bill `period_month` (and any missing earlier periods since activation) for the operator's
     subscribers, or only `subscriber_ids`. One transaction; one subscriber's error never aborts it.
 
     `started_by` limits the run to periods that have begun by that date: the nightly job passes today,
-    so an anniversary subscriber is billed on their own day, not on the 1st. `on_bills_created(run_id)`
+    so an anniversary subscriber is billed on their own day, not on the 1st. A reseller's subscriber
+    whose floats cannot cover a bill is left out and named in `errors` (`new_connection`: above each
+    float's minimum balance, not only its floor). `on_bills_created(run_id)`
     is called inside the run's transaction when it created or backfilled bills: the flows layer queues
     the subscribers' notices there (`sonjog.flows.generation`), so they commit with the bills."""
     started = time.monotonic()
@@ -192,7 +214,17 @@ def bill_generate_period(
     run = _run_record_open(operator, period_month, trigger, actor, started_at)
     try:
         _generate(
-            operator, period_month, subscriber_ids, started_by, actor, today, run, result, started, on_bills_created
+            operator,
+            period_month,
+            subscriber_ids,
+            started_by,
+            actor,
+            today,
+            run,
+            result,
+            started,
+            on_bills_created,
+            new_connection,
         )
     except BaseException:
         if not connection.in_atomic_block:
@@ -215,6 +247,7 @@ def _generate(
     result: GenerationResult,
     started: float,
     on_bills_created: Callable[[int], None] | None,
+    new_connection: bool = False,
 ) -> None:
     with transaction.atomic():
         if subscriber_ids is None:
@@ -227,7 +260,13 @@ def _generate(
         if resumed:
             result.resumed_run_id = resumed[-1]
         planned = _plan(operator, period_month, subscriber_ids, result, started_by)
+        chain = chain_prices(operator, lock=True)
+        funded: list[FundedBill] = []
+        if chain.charged and planned:
+            planned, funded = _floats_fund(chain, planned, result, renewal=not new_connection)
         inserted = _insert(operator, run.pk, planned, actor, today)
+        if funded:
+            result.float_charges = float_charges_write(chain, funded, {(row[1], row[2]): row[0] for row in inserted})
         inserted_keys = {(row[1], row[2]) for row in inserted}
         for bill in planned:
             landed = (bill.subscriber_id, bill.period_month) in inserted_keys
@@ -377,6 +416,8 @@ def _plan(
                     total=amounts.total,
                     is_prorated=prorate and period.is_prorated,
                     is_target=month == period_month,
+                    period=period,
+                    prorate=prorate,
                 )
                 stretches = addons.get(subscriber_id)
                 if stretches:
@@ -453,6 +494,31 @@ def _addon_lines_add(
         bill.vat += amounts.vat
         bill.total += amounts.total
     bill.addon_lines = tuple(lines)
+
+
+def _floats_fund(
+    chain: ChainPrices, planned: list[_PlannedBill], result: GenerationResult, *, renewal: bool
+) -> tuple[list[_PlannedBill], list[FundedBill]]:
+    """The bills the resellers' floats can cover (in subscriber and period order), and their charges;
+    the others are left out of the run, each subscriber named with why (billed by a later run once
+    the float is topped up)."""
+    ordered = sorted(planned, key=lambda bill: (bill.subscriber_id, bill.period_month))
+    funded, refused = floats_fund(
+        chain,
+        (
+            (bill.subscriber_id, bill.period_month, bill.package_id, bill.period, bill.prorate)
+            for bill in ordered
+            if bill.period is not None
+        ),
+        renewal=renewal,
+    )
+    if refused:
+        names = dict(Subscriber.objects.filter(pk__in=list(refused)).values_list("pk", "customer_id"))
+        for subscriber_id, why in refused.items():
+            result.errors.append({"subscriber": names.get(subscriber_id, str(subscriber_id)), "error": why})
+        result.float_refused += len(refused)
+    kept = {(bill.subscriber_id, bill.period_month) for bill in funded}
+    return [bill for bill in ordered if (bill.subscriber_id, bill.period_month) in kept], funded
 
 
 def _insert(

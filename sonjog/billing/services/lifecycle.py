@@ -14,6 +14,7 @@ from django.db.models import F, Sum
 
 from sonjog.billing.calculation import addon_amounts, bill_amounts, remaining_share
 from sonjog.billing.models import AdjustmentReason, Bill, BillLine, Invoice, LedgerEntry
+from sonjog.billing.services.floats import float_credit_back
 from sonjog.billing.services.money import (
     _adjustment_append,
     _invoice_void_locked,
@@ -113,6 +114,13 @@ def termination_settle(*, subscriber: Subscriber, day: dt.date, reason: str, act
                 day,
                 credits_bill=current,
             )
+        # The resellers above give back what the unused days cost them, by each float's rule.
+        float_credit_back(
+            bill_id=current.pk,
+            remaining_days=unused,
+            total_days=(current.period_end - current.period_start).days,
+            actor=actor,
+        )
     _addon_charges_end(subscriber, day, terms.prorate_last, f"Terminated on {day:%Y-%m-%d}: {reason}", actor)
 
 

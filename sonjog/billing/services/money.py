@@ -43,6 +43,7 @@ from sonjog.billing.models import (
     Payment,
     PaymentMethod,
 )
+from sonjog.billing.services.floats import float_credit_back
 from sonjog.billing.services.generation import document_numbers_reserve
 from sonjog.billing.services.locks import subscriber_lock
 from sonjog.billing.services.projection import money_changed
@@ -500,6 +501,9 @@ def _reverse_locked(
         CreditLine.objects.bulk_create(lines)
     if voided is not None:
         Bill.objects.filter(pk=voided).update(reversed_at=timezone.now())
+        # The bill is gone, so is what it cost each reseller above it: every level gets back what
+        # its charge still has outstanding.
+        float_credit_back(bill_id=voided, actor=actor)
     money_changed([entry.subscriber_id], [(entry.subscriber_id, min(touched))])
     audit(
         operator=subscriber.operator,
