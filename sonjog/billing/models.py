@@ -658,12 +658,14 @@ class FloatEntry(models.Model):
             models.UniqueConstraint(
                 fields=["bill", "account"], condition=Q(kind="charge"), name="float_one_charge_per_bill_and_level"
             ),
-            models.CheckConstraint(condition=~Q(amount=0), name="float_entry_not_zero"),
+            # A charge may be 0.00 (a level that resells at no cost, or a share that rounds to nothing):
+            # every bill still has its one charge per level on record.
+            models.CheckConstraint(condition=~Q(amount=0) | Q(kind="charge"), name="float_entry_not_zero"),
             models.CheckConstraint(
                 condition=~Q(kind__in=["topup", "credit_back"]) | Q(amount__gt=0), name="float_credit_is_positive"
             ),
             models.CheckConstraint(
-                condition=~Q(kind="charge") | (Q(amount__lt=0) & Q(bill__isnull=False)),
+                condition=~Q(kind="charge") | (Q(amount__lte=0) & Q(bill__isnull=False)),
                 name="float_charge_is_a_bill_debit",
             ),
             models.CheckConstraint(

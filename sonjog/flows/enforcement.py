@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from sonjog.billing.selectors import overdue_ids
+from sonjog.billing.services.floats import FloatError
 from sonjog.billing.terms import operator_today
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.flows.subscribers import subscriber_set_intent
@@ -47,5 +48,12 @@ def reactivate_if_cleared(subscriber: Subscriber, *, reason: str) -> bool:
     today = operator_today(subscriber.operator)
     if overdue_ids(subscriber.operator, today, intent=ServiceIntent.SUSPENDED, only=[subscriber.pk]):
         return False
-    subscriber_set_intent(subscriber=subscriber, intent=ServiceIntent.ACTIVE, reason=reason)
+    try:
+        with transaction.atomic():
+            subscriber_set_intent(subscriber=subscriber, intent=ServiceIntent.ACTIVE, reason=reason)
+    except FloatError:
+        # The payment stands; the reseller's float cannot pay for the unbilled period yet, so the
+        # subscriber stays suspended until it is topped up (the next payment or a reactivation by
+        # staff then brings them back).
+        return False
     return True

@@ -18,8 +18,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from sonjog.billing.models import BillingRun
-from sonjog.billing.services.floats import FloatError
+from sonjog.billing.models import Bill, BillingRun
+from sonjog.billing.services.floats import FloatError, float_reactivation_check
 from sonjog.billing.services.lifecycle import (
     addon_billed,
     addon_end_credit,
@@ -31,6 +31,7 @@ from sonjog.billing.terms import operator_today, subscriber_terms
 from sonjog.catalog.models import AddOn, AddOnEffect, Package
 from sonjog.core.audit import audit
 from sonjog.core.money import ZERO
+from sonjog.core.periods import subscriber_period
 from sonjog.customers.exceptions import SubscriberError
 from sonjog.customers.locks import subscriber_lock
 from sonjog.customers.models import ServiceIntent, Subscriber, SubscriberAddOn, Zone
@@ -144,6 +145,11 @@ def subscriber_set_intent(*, subscriber: Subscriber, intent: str, reason: str, a
     the subscriber's message ("suspended", or "reactivated" after a suspension)."""
     with transaction.atomic():
         locked = subscriber_lock(subscriber.pk)
+        if intent == ServiceIntent.ACTIVE and locked.service_intent in (
+            ServiceIntent.SUSPENDED,
+            ServiceIntent.DISABLED,
+        ):
+            _reactivation_float_check(locked)
         previous = subscriber_intent_set(subscriber=locked, intent=intent, reason=reason, actor=actor)
         if previous is not None:
             outbox_enqueue(subscriber=locked, requested_by=reason or f"intent {intent}")
@@ -152,6 +158,23 @@ def subscriber_set_intent(*, subscriber: Subscriber, intent: str, reason: str, a
             elif intent == ServiceIntent.ACTIVE and previous == ServiceIntent.SUSPENDED:
                 notify_event(subscriber=locked, event="reactivation")
     return locked
+
+
+def _reactivation_float_check(locked: Subscriber) -> None:
+    """A reseller's subscriber coming back whose current period is not billed (its floats held the
+    bill, or it was disabled) needs floats that can pay for that period (FloatShort otherwise)."""
+    terms = subscriber_terms(locked)
+    today = operator_today(locked.operator)
+    month = terms.period_month_of(today)
+    period = (
+        subscriber_period(month, terms.anchor_day, locked.activation_date, locked.terminated_on)
+        if locked.activation_date is not None
+        else None
+    )
+    billed = Bill.objects.filter(
+        subscriber=locked, kind=Bill.Kind.PERIOD, period_month=month, reversed_at__isnull=True
+    ).exists()
+    float_reactivation_check(operator=locked.operator, package=locked.package, period=period, billed=billed)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='floatentry',
-            constraint=models.CheckConstraint(condition=models.Q(('amount', 0), _negated=True), name='float_entry_not_zero'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('amount', 0), _negated=True), ('kind', 'charge'), _connector='OR'), name='float_entry_not_zero'),
         ),
         migrations.AddConstraint(
             model_name='floatentry',
@@ -124,7 +124,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='floatentry',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'charge'), _negated=True), models.Q(('amount__lt', 0), ('bill__isnull', False)), _connector='OR'), name='float_charge_is_a_bill_debit'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'charge'), _negated=True), models.Q(('amount__lte', 0), ('bill__isnull', False)), _connector='OR'), name='float_charge_is_a_bill_debit'),
         ),
         migrations.AddConstraint(
             model_name='floatentry',

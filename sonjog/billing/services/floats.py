@@ -459,11 +459,17 @@ def float_check_new_connection(
 
 
 def float_credit_back(
-    *, bill_id: int, remaining_days: int | None = None, total_days: int | None = None, actor: User | None = None
+    *,
+    bill_id: int,
+    remaining_days: int | None = None,
+    total_days: int | None = None,
+    actor: User | None = None,
+    rule: str | None = None,
 ) -> list[FloatEntry]:
     """Give back, at every level, what the bill's charge still has outstanding: all of it (a void, or
     a float set to "full"), the share of `remaining_days` of `total_days` ("prorated": an early end),
-    or nothing ("none"). Never more than is left of a charge (a trigger holds it too)."""
+    or nothing ("none"); `rule` overrides the floats' own (a package change always gives back the
+    unused days). Never more than is left of a charge (a trigger holds it too)."""
     charges = list(
         FloatEntry.objects.filter(bill_id=bill_id, kind=FloatEntry.Kind.CHARGE).select_related("account").order_by("pk")
     )
@@ -480,9 +486,10 @@ def float_credit_back(
     for charge in charges:
         account = next(each for each in accounts.values() if each.pk == charge.account_id)
         left = -charge.amount - given.get(charge.pk, ZERO)
-        if remaining_days is None or account.credit_back == FloatAccount.CreditBack.FULL:
+        applied = rule or account.credit_back
+        if remaining_days is None or applied == FloatAccount.CreditBack.FULL:
             amount = left
-        elif account.credit_back == FloatAccount.CreditBack.NONE:
+        elif applied == FloatAccount.CreditBack.NONE:
             amount = ZERO
         else:
             amount = min(left, remaining_share(-charge.amount, remaining_days, total_days or 0))
@@ -502,3 +509,56 @@ def float_credit_back(
             )
         )
     return written
+
+
+def float_package_change(
+    *,
+    subscriber_operator: Operator,
+    subscriber_id: int,
+    old_bill_id: int,
+    new_package: Package,
+    charge_bill_id: int | None,
+    remaining_days: int,
+    billed_days: int,
+    nominal_days: int,
+    upgrade: bool,
+    actor: User | None = None,
+) -> None:
+    """A package change inside a billed period, at every level: the old package's charges give back
+    their unused days, and the new package's wholesale price for those days is charged on the new
+    charge bill (`charge_bill_id`). An upgrade the floats cannot cover above their minimum balance is
+    refused (FloatShort), a downgrade only below the floor. In the caller's transaction."""
+    chain = chain_prices(subscriber_operator, lock=True)
+    if not chain.charged:
+        return
+    float_credit_back(
+        bill_id=old_bill_id,
+        remaining_days=remaining_days,
+        total_days=billed_days,
+        actor=actor,
+        rule=FloatAccount.CreditBack.PRORATED,
+    )
+    if charge_bill_id is None:
+        return
+    chain = chain_prices(subscriber_operator, lock=True)  # the balances after the credit back
+    charges = chain.charges(
+        new_package.pk, lambda price: remaining_share(round_money(price), remaining_days, nominal_days)
+    )
+    remaining = {operator_id: chain.accounts[operator_id].balance for operator_id in chain.levels}
+    short = _shortfalls(chain, charges, remaining, renewal=not upgrade)
+    if short:
+        raise FloatShort(short, subscriber_operator.currency, "this package change")
+    key = (subscriber_id, dt.date.min)
+    float_charges_write(chain, [FundedBill(subscriber_id, key[1], charges)], {key: charge_bill_id})
+
+
+def float_reactivation_check(*, operator: Operator, package: Package, period: Period | None, billed: bool) -> None:
+    """A suspended or disabled subscriber back in service: when its current period is not billed yet
+    (the floats held it, or it was disabled), its floats must cover that bill above their minimum
+    balance, or the reactivation is refused (FloatShort). Locks the floats for the caller's
+    transaction; the bill itself comes with the next run."""
+    if billed or period is None:
+        return
+    float_check_new_connection(
+        operator=operator, package=package, period=period, prorate=False, what="this reactivation"
+    )

@@ -14,7 +14,7 @@ from django.db.models import F, Sum
 
 from sonjog.billing.calculation import addon_amounts, bill_amounts, remaining_share
 from sonjog.billing.models import AdjustmentReason, Bill, BillLine, Invoice, LedgerEntry
-from sonjog.billing.services.floats import float_credit_back
+from sonjog.billing.services.floats import float_credit_back, float_package_change
 from sonjog.billing.services.money import (
     _adjustment_append,
     _invoice_void_locked,
@@ -75,8 +75,25 @@ def package_change_settle(*, subscriber: Subscriber, package: Package, day: dt.d
                 credits_bill=bill,
                 credits_lines=package_lines,
             )
+        charge_bill_id = None
         if charge > 0:
-            _adjustment_append(subscriber, charge, AdjustmentReason.PACKAGE_CHANGE, f"Charge: {note}", actor, day)
+            entry = _adjustment_append(
+                subscriber, charge, AdjustmentReason.PACKAGE_CHANGE, f"Charge: {note}", actor, day
+            )
+            charge_bill_id = entry.bill_id
+        # The resellers above: the old package's unused days back, the new one's charged on its charge.
+        float_package_change(
+            subscriber_operator=subscriber.operator,
+            subscriber_id=subscriber.pk,
+            old_bill_id=bill.pk,
+            new_package=package,
+            charge_bill_id=charge_bill_id,
+            remaining_days=remaining,
+            billed_days=billed_days,
+            nominal_days=period.nominal_days,
+            upgrade=package.price > subscriber.package.price,
+            actor=actor,
+        )
 
 
 def termination_settle(*, subscriber: Subscriber, day: dt.date, reason: str, actor: User | None) -> None:

@@ -28,7 +28,12 @@ from sonjog.billing.verification import ledger_verify
 from sonjog.catalog.exceptions import CatalogError
 from sonjog.catalog.services import package_wholesale_set
 from sonjog.conftest import make_operator, make_package, make_subscriber, run_at_once
-from sonjog.flows.subscribers import subscriber_create, subscriber_terminate
+from sonjog.flows.subscribers import (
+    subscriber_change_package,
+    subscriber_create,
+    subscriber_set_intent,
+    subscriber_terminate,
+)
 from sonjog.operators.services import operator_create
 
 D = dt.date
@@ -61,7 +66,7 @@ def tree() -> Tree:
     return Tree()
 
 
-def charges_of(bill: Bill) -> list[tuple[str, Decimal, Decimal]]:
+def charges_of(bill: Bill) -> list[tuple[str, Decimal, Decimal | None]]:
     return [
         (entry.account.operator.name, entry.amount, entry.unit_price)
         for entry in FloatEntry.objects.filter(bill=bill, kind="charge").select_related("account__operator")
@@ -304,3 +309,61 @@ def test_concurrent_generation_top_ups_and_sign_ups_never_double_charge_nor_pass
     assert bills.count() <= 12
     report = ledger_verify()
     assert report.ok, report.violations
+
+
+def test_a_package_change_gives_back_the_old_days_and_charges_the_new_at_every_level(tree):
+    bigger_r = make_package(tree.r, "1200.00", vat=False, name="R 50M")
+    bigger_s = make_package(tree.s, "1500.00", vat=False, name="S 50M")
+    package_wholesale_set(package=bigger_r, parent_package=tree.root_pkg, wholesale_price=M("700.00"))
+    package_wholesale_set(package=bigger_s, parent_package=bigger_r, wholesale_price=M("900.00"))
+    float_topup(operator=tree.r, amount=M("5000.00"), method="cash")
+    float_topup(operator=tree.s, amount=M("5000.00"), method="cash")
+    subscriber = make_subscriber(tree.s, tree.s_pkg, activation_date=D(2027, 6, 1))
+    # Upgraded today, 15 June: 16 of 30 days left.
+    subscriber_change_package(subscriber=subscriber, package=bigger_s)
+    r_balance, s_balance = tree.balances()
+    # S: 600.00 charged, 320.00 back, 480.00 (16/30 of 900.00) charged: 4,400 + 320 - 480.
+    assert s_balance == M("4240.00")
+    # R: 400.00 charged, 213.33 back, 373.33 (16/30 of 700.00) charged.
+    assert r_balance == M("4600.00") + M("213.33") - M("373.33")
+    charge_bill = Bill.objects.get(subscriber=subscriber, kind="charge")
+    assert sorted(charges_of(charge_bill)) == [
+        ("Reseller R", M("-373.33"), M("700.00")),
+        ("Sub-reseller S", M("-480.00"), M("900.00")),
+    ]
+    report = ledger_verify()
+    assert report.ok, report.violations
+
+
+def test_an_upgrade_the_float_cannot_cover_is_refused_and_changes_nothing(tree):
+    bigger_r = make_package(tree.r, "1200.00", vat=False, name="R 50M")
+    bigger_s = make_package(tree.s, "1500.00", vat=False, name="S 50M")
+    package_wholesale_set(package=bigger_r, parent_package=tree.root_pkg, wholesale_price=M("700.00"))
+    package_wholesale_set(package=bigger_s, parent_package=bigger_r, wholesale_price=M("900.00"))
+    float_topup(operator=tree.r, amount=M("5000.00"), method="cash")
+    float_topup(operator=tree.s, amount=M("700.00"), method="cash")
+    subscriber = make_subscriber(tree.s, tree.s_pkg, activation_date=D(2027, 6, 1))  # S left with 100.00
+    entries = FloatEntry.objects.count()
+    with pytest.raises(FloatShort, match="cannot cover this package change"):
+        subscriber_change_package(subscriber=subscriber, package=bigger_s)
+    subscriber.refresh_from_db()
+    assert subscriber.package == tree.s_pkg
+    assert FloatEntry.objects.count() == entries and tree.balances()[1] == M("100.00")
+    assert not Bill.objects.filter(subscriber=subscriber, kind="charge").exists()
+
+
+def test_a_reactivation_of_an_unbilled_period_needs_the_float(tree):
+    float_topup(operator=tree.r, amount=M("5000.00"), method="cash")
+    (subscriber,) = waiting(tree, 1, D(2027, 5, 1))
+    from sonjog.customers.models import Subscriber
+
+    Subscriber.objects.filter(pk=subscriber.pk).update(service_intent="suspended")
+    subscriber.refresh_from_db()
+    with pytest.raises(FloatShort, match="cannot cover this reactivation"):
+        subscriber_set_intent(subscriber=subscriber, intent="active", reason="paid")
+    subscriber.refresh_from_db()
+    assert subscriber.service_intent == "suspended"
+    float_topup(operator=tree.s, amount=M("600.00"), method="cash")
+    subscriber_set_intent(subscriber=subscriber, intent="active", reason="paid")
+    subscriber.refresh_from_db()
+    assert subscriber.service_intent == "active"

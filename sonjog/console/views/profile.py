@@ -450,7 +450,7 @@ def intent_view(request: HttpRequest, subscriber_id: int) -> HttpResponse:
                     reason=form.cleaned_data["reason"],
                     actor=request.user,  # type: ignore[arg-type]
                 )
-            except SubscriberError as error:
+            except (SubscriberError, BillingError) as error:
                 form.add_error(None, str(error))
             else:
                 messages.success(request, _("Suspended.") if intent == ServiceIntent.SUSPENDED else _("Reactivated."))
