@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -17,6 +18,8 @@ from sonjog.billing.models import (
     BillingHold,
     CreditLine,
     EntryKind,
+    FloatAccount,
+    FloatEntry,
     LedgerEntry,
     Payment,
     Statement,
@@ -498,3 +501,74 @@ def next_invoice_date(subscriber: Subscriber) -> dt.date | None:
             return start
         month = add_months(month, 1)
     return None
+
+
+# --- Resellers' floats ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FloatSummary:
+    """A reseller's float as its dashboard shows it. `runway_days`: how many days the balance lasts at
+    the last 30 days' rate of charges (None when nothing was charged); `margin_month`: what the
+    reseller's own subscribers paid this month less what its float was charged this month."""
+
+    account: FloatAccount
+    charged_today: Decimal
+    charged_month: Decimal
+    charged_30_days: Decimal
+    collected_month: Decimal
+    runway_days: int | None
+
+    @property
+    def margin_month(self) -> Decimal:
+        return self.collected_month - self.charged_month
+
+    @property
+    def low(self) -> bool:
+        return self.account.balance < self.account.low_balance_alert
+
+    @property
+    def headroom(self) -> Decimal:
+        """What the float can still be charged before its floor."""
+        return self.account.balance + self.account.credit_limit
+
+
+def float_summary(operator: Operator, today: dt.date) -> FloatSummary | None:
+    """The float `operator` keeps at its parent, with today's and this month's charges (in the
+    operator's calendar), its runway and its margin; None when it runs on no float."""
+    account = FloatAccount.objects.filter(operator=operator).select_related("operator").first()
+    if account is None:
+        return None
+    zone = ZoneInfo(operator.time_zone)
+    day_start = dt.datetime.combine(today, dt.time.min, tzinfo=zone)
+    month_from = dt.datetime.combine(month_start(today), dt.time.min, tzinfo=zone)
+    window_from = day_start - dt.timedelta(days=29)
+    sums = FloatEntry.objects.filter(
+        account=account, kind__in=[FloatEntry.Kind.CHARGE, FloatEntry.Kind.CREDIT_BACK]
+    ).aggregate(
+        today=Sum("amount", filter=Q(created_at__gte=day_start)),
+        month=Sum("amount", filter=Q(created_at__gte=month_from)),
+        window=Sum("amount", filter=Q(created_at__gte=window_from)),
+    )
+    charged = {key: -(value or ZERO) for key, value in sums.items()}
+    daily = charged["window"] / 30
+    runway = int(account.balance + account.credit_limit) // int(daily) if daily >= 1 else None
+    return FloatSummary(
+        account=account,
+        charged_today=charged["today"],
+        charged_month=charged["month"],
+        charged_30_days=charged["window"],
+        collected_month=collected([operator.pk], month_from, day_start + dt.timedelta(days=1)),
+        runway_days=max(runway, 0) if runway is not None else None,
+    )
+
+
+def floats_low(operator_ids: list[int], *, exclude_operator_id: int | None = None) -> list[FloatAccount]:
+    """The floats among `operator_ids` standing below their alert level, lowest first: what a parent's
+    dashboard warns about (its own float, if any, is the reseller side's panel)."""
+    rows = FloatAccount.objects.filter(operator_id__in=operator_ids, balance__lt=F("low_balance_alert")).select_related(
+        "operator"
+    )
+    if exclude_operator_id is not None:
+        rows = rows.exclude(operator_id=exclude_operator_id)
+    return list(rows.order_by("balance", "operator__path"))

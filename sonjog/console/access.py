@@ -8,6 +8,7 @@ permission the view needs (403), and attaches a `Scope`. Rows a user names by id
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,12 +26,31 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from sonjog.console.models import ConsoleProfile
+from sonjog.core.audit import acting_for
 from sonjog.core.scoping import subtree_q
 from sonjog.operators.models import Operator, all_modules
 
 M = TypeVar("M", bound=Model)
 
 SESSION_EPOCH_KEY = "console_epoch"
+# "Act as reseller": which reseller, until when, in the session of the parent's staff member.
+ACTING_KEY = "console_acting"
+ACTING_MINUTES = 30
+ACT_FOR_RESELLERS = "operators.act_for_resellers"
+ACT_AS_RESELLER = "operators.act_as_reseller"
+# What a read-only "act as" may still post: ending it, signing out, the language.
+ACTING_POSTS_ALLOWED = frozenset({"act_stop", "logout", "logout_everywhere", "language"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Acting:
+    """A parent's staff member seeing (and, with the permission, working in) a reseller's console."""
+
+    operator: Operator
+    until: dt.datetime
+    may_write: bool
+    own_operator: Operator | None
 
 
 @dataclass
@@ -42,6 +62,7 @@ class Scope:
     operator: Operator | None
     sees_subtree: bool = True
     _operators: list[Operator] | None = field(default=None, repr=False)
+    acting: Acting | None = None
 
     def q(self, field_name: str = "operator") -> Q:
         if self.operator is None:
@@ -116,6 +137,44 @@ def scope_for(user: User) -> Scope | None:
     return None
 
 
+def may_act_as(scope: Scope, target: Operator) -> bool:
+    """Whether the login's own scope may act as `target`: one of its resellers (below its operator,
+    in its subtree), active, and the login's role acts for resellers."""
+    if not target.is_active or not scope.user.has_perm(ACT_FOR_RESELLERS):
+        return False
+    if scope.operator is None:
+        return scope.user.is_superuser
+    return scope.sees_subtree and target.pk != scope.operator.pk and target.path.startswith(scope.operator.path)
+
+
+def acting_start(request: HttpRequest, scope: Scope, target: Operator) -> Acting:
+    """Begin acting as `target` for ACTING_MINUTES (the caller has checked `may_act_as`)."""
+    until = timezone.now() + dt.timedelta(minutes=ACTING_MINUTES)
+    request.session[ACTING_KEY] = {"operator": target.pk, "until": until.isoformat()}
+    return Acting(target, until, scope.user.has_perm(ACT_AS_RESELLER), scope.operator)
+
+
+def acting_stop(request: HttpRequest) -> None:
+    request.session.pop(ACTING_KEY, None)
+
+
+def _acting_scope(request: HttpRequest, scope: Scope) -> Scope:
+    """The reseller's scope while the session acts as it and still may; the login's own otherwise."""
+    raw = request.session.get(ACTING_KEY)
+    if not isinstance(raw, dict):
+        return scope
+    try:
+        until = dt.datetime.fromisoformat(str(raw["until"]))
+        target = Operator.objects.filter(pk=int(raw["operator"])).first()
+    except (KeyError, TypeError, ValueError):
+        target = None
+    if target is None or until <= timezone.now() or not may_act_as(scope, target):
+        acting_stop(request)
+        return scope
+    acting = Acting(target, until, scope.user.has_perm(ACT_AS_RESELLER), scope.operator)
+    return Scope(user=scope.user, operator=target, sees_subtree=True, acting=acting)
+
+
 def login_redirect(request: HttpRequest) -> HttpResponse:
     if not Operator.objects.exists():
         # A new installation: nothing to sign in to yet, so the first-run page sets up the root ISP.
@@ -146,6 +205,7 @@ def enter_console(request: HttpRequest) -> HttpResponse | Scope:
     scope = scope_for(user)
     if scope is None:
         raise PermissionDenied("this login belongs to no operator")
+    scope = _acting_scope(request, scope)
     if scope.operator is None and not scope.operators:
         # An installation's superuser on an empty database: the first-run page sets up the root ISP.
         return HttpResponseRedirect(reverse("console:setup"))
@@ -172,7 +232,17 @@ def console_view(permission: str | None = None) -> Callable[[ViewFunction], View
             if permission is not None and not request.user.has_perm(permission):
                 raise PermissionDenied
             request.scope = entered  # type: ignore[attr-defined]
-            return view(request, *args, **kwargs)
+            acting = entered.acting
+            if acting is None:
+                return view(request, *args, **kwargs)
+            if (
+                not acting.may_write
+                and request.method not in SAFE_METHODS
+                and getattr(request.resolver_match, "url_name", None) not in ACTING_POSTS_ALLOWED
+            ):
+                raise PermissionDenied("viewing as a reseller is read-only for this login")
+            with acting_for(acting.operator.code):
+                return view(request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from sonjog.console.views import acting as acting_views
 from sonjog.console.views import (
     auth,
     automation,
@@ -15,6 +16,7 @@ from sonjog.console.views import (
     transfer_export,
     transfer_import,
 )
+from sonjog.console.views import floats as float_views
 from sonjog.console.views import operators as operator_views
 from sonjog.console.views import outages as outage_views
 from sonjog.console.views import setup as setup_views
@@ -38,6 +40,8 @@ urlpatterns = [
         operator_views.operator_settings_cancel_view,
         name="operator_settings_cancel",
     ),
+    path("operators/floats/", float_views.floats_view, name="floats"),
+    path("operators/floats/<int:float_id>/", float_views.float_view, name="float"),
     path("staff/", staff_views.staff_list_view, name="staff"),
     path("staff/new/", staff_views.staff_create_view, name="staff_create"),
     path("staff/<int:staff_id>/edit/", staff_views.staff_edit_view, name="staff_edit"),
@@ -108,6 +112,8 @@ urlpatterns = [
     path("billing/overdue/export.<str:fmt>", billing.overdue_export_view, name="overdue_export"),
     path("billing/overdue/suspend/", billing.overdue_suspend_view, name="overdue_suspend"),
     path("billing/corrections/", billing.corrections_view, name="corrections"),
+    path("operators/<int:operator_id>/act/", acting_views.act_start_view, name="act_start"),
+    path("act/stop/", acting_views.act_stop_view, name="act_stop"),
     path("billing/outage-credit/", outage_views.outage_credit_view, name="outage_credit"),
     path("billing/outages/<int:outage_id>/", outage_views.outage_view, name="outage"),
     path("billing/payments/", billing.payments_view, name="payments"),

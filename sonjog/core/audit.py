@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from sonjog.core.models import AuditEvent
@@ -10,6 +12,21 @@ if TYPE_CHECKING:
 
     from sonjog.customers.models import Subscriber
     from sonjog.operators.models import Operator
+
+
+# Set while a parent's staff member acts as one of its resellers (the console's "act as reseller"):
+# every event recorded then names the operator acted for beside the person (`actor`).
+_ACTING_FOR: ContextVar[str | None] = ContextVar("sonjog_acting_for", default=None)
+
+
+@contextmanager
+def acting_for(operator_code: str | None) -> Iterator[None]:
+    """Within the block, audit events say they were recorded acting as `operator_code`."""
+    token = _ACTING_FOR.set(operator_code)
+    try:
+        yield
+    finally:
+        _ACTING_FOR.reset(token)
 
 
 def audit(
@@ -28,7 +45,10 @@ def audit(
         actor=actor if actor is not None and actor.pk else None,
         action=action,
         subscriber=subscriber,
-        detail={key: _json_value(value) for key, value in detail.items()},
+        detail={
+            **{key: _json_value(value) for key, value in detail.items()},
+            **({"acting_as": _ACTING_FOR.get()} if _ACTING_FOR.get() else {}),
+        },
     )
 
 

@@ -218,6 +218,7 @@ class OperatorRole(models.Model):
         permissions = [
             ("manage_staff", "Can create staff, change their roles and reset their passwords"),
             ("act_for_resellers", "Can see and work in the accounts of the operator's resellers"),
+            ("act_as_reseller", "Can work in a reseller's console as its owner would, not only view it"),
             ("view_dashboard", "Can see the dashboard's business figures"),
         ]
         constraints = [

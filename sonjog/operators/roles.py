@@ -257,6 +257,7 @@ SPECIALS: list[Special] = [
     Special("void", "billing.void_invoice", _("Void invoices with a credit note"), module="billing"),
     Special("backdate", "operators.backdate_closed_period", _("Date money into a period whose books are closed")),
     Special("resellers", "operators.act_for_resellers", _("Act for resellers: see and work in their accounts")),
+    Special("act_as", "operators.act_as_reseller", _("Act as a reseller: work in its console, not only view it")),
     Special("run_jobs", "automation.run_job", _("Run jobs now"), module="automation"),
 ]
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db.models import Count, Sum
 from django.test import Client
 from django.urls import URLPattern, reverse
 from hypothesis import HealthCheck, given
@@ -22,8 +23,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from sonjog.billing.models import EntryKind, Invoice, LedgerEntry
+from sonjog.billing.models import EntryKind, FloatAccount, FloatEntry, Invoice, LedgerEntry
 from sonjog.billing.selectors import subscriber_balance
+from sonjog.billing.services.floats import float_account_open, float_topup
 from sonjog.catalog.services import addon_create
 from sonjog.conftest import make_package, make_subscriber
 from sonjog.console import urls as console_urls
@@ -82,6 +84,9 @@ def world(tree: Tree) -> World:
     running = addon_create(operator=root.operator, name="Fuzz IP", price=Decimal("300.00"))
     subscriber_addon_activate(subscriber=subscriber, addon=running)
     offered = addon_create(operator=root.operator, name="Fuzz TV", price=Decimal("199.00"))
+    # North runs on a float (its page's forms act on it); south has none yet (the Floats page opens one).
+    north_float = float_account_open(operator=tree.north.operator)
+    float_topup(operator=tree.north.operator, amount=Decimal("1000.00"), method="cash")
     return World(
         tree=tree,
         client=tree.login(root.staff["owner"]),
@@ -94,6 +99,7 @@ def world(tree: Tree) -> World:
             "invoice": invoice,
             "addon": running,
             "offered_addon": offered,
+            "float": north_float,
             "router": router_create(operator=root.operator, name="Fuzz router", address="127.0.0.1", api_port=9),
         },
     )
@@ -518,6 +524,47 @@ FORMS: list[FormPost] = [
         lambda w: {"kind": "suspend", "effective_date": "2026-12-20", "package": "", "reason": "asked"},
     ),
     FormPost("language", lambda w: reverse("console:language"), lambda w: {"language": "en", "next": "/"}),
+    FormPost(
+        "floats",
+        lambda w: reverse("console:floats"),
+        lambda w: {
+            "operator": str(w.tree.south.operator.pk),
+            "credit_limit": "100.00",
+            "minimum_balance": "",
+            "hold_renewals": "",
+            "low_balance_alert": "0",
+            "credit_back": "prorated",
+        },
+    ),
+    # The float's page has three forms, told apart by `action`.
+    FormPost(
+        "float",
+        lambda w: reverse("console:float", args=[w.rows["float"].pk]),
+        lambda w: {
+            "action": "topup",
+            "topup-amount": "10.00",
+            "topup-method": "cash",
+            "topup-reference": "R-1",
+            "topup-memo": "fuzz",
+        },
+    ),
+    FormPost(
+        "float.adjust",
+        lambda w: reverse("console:float", args=[w.rows["float"].pk]),
+        lambda w: {"action": "adjust", "adjust-amount": "-5.00", "adjust-memo": "fuzz"},
+    ),
+    FormPost(
+        "float.settings",
+        lambda w: reverse("console:float", args=[w.rows["float"].pk]),
+        lambda w: {
+            "action": "settings",
+            "settings-credit_limit": "100.00",
+            "settings-minimum_balance": "-50.00",
+            "settings-hold_renewals": "on",
+            "settings-low_balance_alert": "10.00",
+            "settings-credit_back": "full",
+        },
+    ),
 ]
 FORMS_BY_NAME = {form.name: form for form in FORMS}
 # Buttons that post nothing but the row in their URL (and perhaps `next`, which safe_next checks), and
@@ -564,6 +611,8 @@ QUERY_PARAMETERS = [
     "back",
     "next",
     "role",
+    "open",
+    "receipt",
 ]
 # An event stream never ends; it reads no parameters.
 ENDLESS = {"dashboard_stream"}
@@ -606,7 +655,18 @@ PAGE_URLS: dict[str, Callable[[World], str]] = {
     "messaging_template_edit": lambda w: reverse("console:messaging_template_edit", args=["due_reminder", "sms", "en"]),
     "messaging_account_edit": lambda w: reverse("console:messaging_account_edit", args=[w.rows["account"].pk]),
     "role_edit": lambda w: reverse("console:role_edit", args=[w.tree.north.operator.pk]),
+    "float": lambda w: reverse("console:float", args=[w.rows["float"].pk]),
 }
+
+
+def _money() -> dict[str, Any]:
+    """The money tables, and the resellers' floats (their entries and balances)."""
+    floats = FloatEntry.objects.aggregate(rows=Count("pk"), total=Sum("amount"))
+    return {
+        **money_snapshot(),
+        "float_entries": (floats["rows"], floats["total"]),
+        "floats": sorted(FloatAccount.objects.values_list("pk", "balance", "credit_limit", "minimum_balance")),
+    }
 
 
 def _sent(response: Any) -> str:
@@ -617,19 +677,19 @@ def _sent(response: Any) -> str:
 
 def _post(world: World, form: FormPost, changes: dict[str, str]) -> None:
     data = {**form.valid(world), **changes}
-    before = money_snapshot()
+    before = _money()
     response = world.client.post(form.url(world), data)
     assert response.status_code < 500, (form.name, changes, response.status_code)
     if response.status_code in (400, 409, 422):
-        assert money_snapshot() == before, (form.name, changes)
+        assert _money() == before, (form.name, changes)
 
 
 def _get(world: World, page: str, params: dict[str, str]) -> None:
-    before = money_snapshot()
+    before = _money()
     response = world.client.get(PAGE_URLS[page](world), params)
     _sent(response)  # a streamed export fails while it streams, not before
     assert response.status_code < 500, (page, params, response.status_code)
-    assert money_snapshot() == before
+    assert _money() == before
 
 
 # -- the URLconf is covered -----------------------------------------------------------------------
@@ -665,6 +725,8 @@ def test_every_console_url_is_driven_here():
         "router_backup_download",
         # An outage's progress and result: test_outage_page drives it.
         "outage",
+        # "Act as reseller" on an operator: test_act_as drives it, its scoping included.
+        "act_start",
     }
     assert names - driven - row_pages == set()
 

@@ -15,11 +15,18 @@ from django.views.decorators.http import require_POST
 
 from sonjog.catalog.exceptions import CatalogError
 from sonjog.catalog.models import AddOn, Package
-from sonjog.catalog.services import ADDON_FIELDS, addon_create, addon_set_active, addon_update
+from sonjog.catalog.services import (
+    ADDON_FIELDS,
+    addon_create,
+    addon_set_active,
+    addon_update,
+    package_wholesale_set,
+)
 from sonjog.console import selectors
 from sonjog.console.access import Scope, console_view, scope_of
 from sonjog.console.forms import AddOnForm, AddOnSaleForm, PackageForm, ZoneForm
 from sonjog.console.forms.catalog import PROFILE_LIST_ID, fair_usage_text, speed_text
+from sonjog.console.forms.floats import WholesaleForm
 from sonjog.console.views.common import page
 from sonjog.customers import services as customers_services
 from sonjog.customers.exceptions import ZoneError
@@ -107,7 +114,13 @@ _TERMS_SET_AFTER_CREATE = (
 )
 
 
-def _package_form_page(request: HttpRequest, form: PackageForm, title: str) -> HttpResponse:
+def _package_form_page(
+    request: HttpRequest,
+    form: PackageForm,
+    title: str,
+    wholesale: WholesaleForm | None = None,
+    package: Package | None = None,
+) -> HttpResponse:
     return page(
         request,
         "console/package_form.html",
@@ -116,9 +129,29 @@ def _package_form_page(request: HttpRequest, form: PackageForm, title: str) -> H
             "title": title,
             "profiles": _profile_offer(scope_of(request)),
             "profile_list_id": PROFILE_LIST_ID,
+            "wholesale_form": wholesale,
+            "package": package,
         },
-        status=400 if form.errors else 200,
+        status=400 if form.errors or (wholesale is not None and wholesale.errors) else 200,
     )
+
+
+# Who sets what a parent charges for a reseller's package: the parent's side, with the permission
+# that manages resellers (the reseller itself sees the mapping, read-only).
+MANAGE_RESELLERS = "operators.manage_operators"
+
+
+def _maps_wholesale(request: HttpRequest, scope: Scope, package: Package) -> bool:
+    operator = package.operator
+    if operator.parent_id is None or not request.user.has_perm(MANAGE_RESELLERS):
+        return False
+    if scope.operator is None:
+        return True
+    return operator.pk != scope.operator.pk and operator.path.startswith(scope.operator.path)
+
+
+class _WholesaleRefused(Exception):
+    pass
 
 
 def _save_error(form: PackageForm, error: Exception) -> None:
@@ -212,18 +245,52 @@ def package_create_view(request: HttpRequest) -> HttpResponse:
 @console_view("catalog.change_package")
 def package_edit_view(request: HttpRequest, package_id: int) -> HttpResponse:
     scope = scope_of(request)
-    package = scope.get_or_404(Package.objects.all(), pk=package_id)
+    package = scope.get_or_404(Package.objects.select_related("operator", "wholesale_package"), pk=package_id)
     form = PackageForm(request.POST or None, initial=PackageForm.initial_for(package), scope=scope, editing=True)
-    if request.method == "POST" and form.is_valid():
+    wholesale: WholesaleForm | None = None
+    if _maps_wholesale(request, scope, package):
+        parent = package.operator.parent
+        assert parent is not None
+        wholesale = WholesaleForm(
+            request.POST or None,
+            initial={"wholesale_package": package.wholesale_package_id, "wholesale_price": package.wholesale_price},
+            parent=parent,
+        )
+    # Both forms are checked before anything is written, so one's error never hides the other's.
+    if request.method == "POST" and form.is_valid() & (wholesale is None or wholesale.is_valid()):
         fields = form.package_fields()
         try:
-            catalog_flows.package_update(package=package, actor=request.user, **fields)  # type: ignore[arg-type]
+            with transaction.atomic():
+                catalog_flows.package_update(package=package, actor=request.user, **fields)  # type: ignore[arg-type]
+                if wholesale is not None:
+                    _wholesale_save(request, package, wholesale)
         except (CatalogError, NetworkError) as error:
             _save_error(form, error)
+        except _WholesaleRefused:
+            pass
         else:
             messages.success(request, _("Package %(name)s saved.") % {"name": fields["name"]})
             return redirect("console:packages")
-    return _package_form_page(request, form, _("Edit package %(name)s") % {"name": package.name})
+    return _package_form_page(
+        request, form, _("Edit package %(name)s") % {"name": package.name}, wholesale=wholesale, package=package
+    )
+
+
+def _wholesale_save(request: HttpRequest, package: Package, wholesale: WholesaleForm) -> None:
+    """The tariff mapper's change, in the package form's transaction; a refusal rolls both back."""
+    data = wholesale.cleaned_data
+    if (data["wholesale_package"], data["wholesale_price"]) == (package.wholesale_package, package.wholesale_price):
+        return
+    try:
+        package_wholesale_set(
+            package=package,
+            parent_package=data["wholesale_package"],
+            wholesale_price=data["wholesale_price"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except CatalogError as error:
+        wholesale.add_error(None, str(error))
+        raise _WholesaleRefused from None
 
 
 @console_view("catalog.view_addon")

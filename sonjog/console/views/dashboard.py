@@ -25,7 +25,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from sonjog.billing.selectors import addon_revenue_by_period
+from sonjog.billing.selectors import addon_revenue_by_period, float_summary, floats_low
 from sonjog.console import charts, formatting, selectors
 from sonjog.console.access import Scope, console_view, enter_console, scope_of
 from sonjog.console.landing import landing_url
@@ -243,6 +243,10 @@ def _live_context(request: HttpRequest, scope: Scope) -> dict[str, Any]:
         "cards": build_cards(request, board, currency, addon_revenue),
         "currency": currency,
         "refreshed_at": timezone.now(),
+        # A reseller's own console (or a parent acting as it): its float at the parent.
+        "float": float_summary(scope.home, today) if scope.home.parent_id is not None else None,
+        # Resellers below whose floats run low: the parent side is told too.
+        "floats_low": floats_low(scope.operator_ids, exclude_operator_id=scope.home.pk) if scope.spans_many else [],
     }
 
 

@@ -63,8 +63,19 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 from sonjog.automation.models import JobRun, ReminderRule
 from sonjog.automation.registry import JOBS
 from sonjog.automation.services import operator_schedule_set, reminder_rule_create
-from sonjog.billing.models import BillingHold, BillingRun, CreditNote, Invoice, LedgerEntry, Outage, Payment
+from sonjog.billing.models import (
+    BillingHold,
+    BillingRun,
+    CreditNote,
+    FloatAccount,
+    FloatEntry,
+    Invoice,
+    LedgerEntry,
+    Outage,
+    Payment,
+)
 from sonjog.billing.services import adjustment_add, bill_generate_period, entry_reverse, invoice_void
+from sonjog.billing.services.floats import float_account_open, float_topup
 from sonjog.billing.services.holds import billing_hold_add
 from sonjog.billing.services.outages import outage_credits_apply
 from sonjog.billing.terms import operator_today
@@ -112,7 +123,7 @@ from sonjog.notifications.services import (
     template_save,
 )
 from sonjog.operators.models import Operator, Staff, StaffRole
-from sonjog.operators.services import staff_create
+from sonjog.operators.services import operator_create, staff_create
 from sonjog.transfer.exports import DATASETS as export_datasets
 from sonjog.transfer.imports import batch_from_file
 from sonjog.transfer.models import ImportBatch
@@ -176,6 +187,7 @@ ID_KINDS: dict[str, type[models.Model]] = {
     "outage_id": Outage,
     "change_id": ScheduledChange,
     "backup_id": RouterBackup,
+    "float_id": FloatAccount,
 }
 if (_addon := _model("catalog.AddOn")) is not None:  # add-ons are new; the walk takes them when they exist
     ID_KINDS["addon_id"] = _addon
@@ -203,6 +215,12 @@ class Tenant:
     templates: list[tuple[str, str, str]] = field(default_factory=list)
     accounts: list[tuple[str, int]] = field(default_factory=list)
     markers: set[str] = field(default_factory=set)
+    # Operators below the victim whose rows are the victim's too: its reseller on a float.
+    below: list[Operator] = field(default_factory=list)
+
+    @property
+    def operator_ids(self) -> list[int]:
+        return [self.branch.operator.pk, *(each.pk for each in self.below)]
 
 
 _phone_numbers = iter(range(1898700001, 1898799999))
@@ -455,7 +473,25 @@ def _enrich(branch: Branch, tag: str) -> Tenant:
         MessageTemplate.objects.filter(operator=operator).values_list("event", "channel", "language")
     )
     tenant.accounts = [(sms.kind, sms.pk), (whatsapp.kind, whatsapp.pk)]
-    tenant.markers = _markers(operator, tag)
+    # A reseller of the victim's on a float the victim keeps (a reseller of its own, so that the
+    # victim's own billing runs without a float), topped up with the victim's texts.
+    reseller = operator_create(
+        code=f"victim-{tag.lower()}-reseller",
+        name=f"VICTIM-{tag}-RESELLER",
+        parent=operator,
+        customer_id_prefix=f"W{tag}",
+    )
+    float_account_open(operator=reseller, credit_limit=Decimal("200.00"), actor=owner)
+    float_topup(
+        operator=reseller,
+        amount=Decimal("750.00"),
+        method="bank",
+        reference=f"VICTIM-{tag}-FLOATREF",
+        memo=f"VICTIM-{tag}-FLOATMEMO",
+        actor=owner,
+    )
+    tenant.below = [reseller]
+    tenant.markers = _markers(operator, tag) | _markers(reseller, tag)
     return tenant
 
 
@@ -507,6 +543,8 @@ MARKED_TEXT: dict[type[models.Model], tuple[str, ...]] = {
     CreditNote: ("reason",),
     NotificationSettings: ("payment_instructions",),
     SmsCreditEntry: ("note",),
+    # A float (FloatAccount) carries no text of its own: its entries do.
+    FloatEntry: ("memo", "reference"),
     User: ("username", "email"),
 }
 
@@ -543,6 +581,9 @@ def _operator_path(model: type[models.Model]) -> str | None:
         return "pk"
     if model is User:
         return "staff__operator"
+    if model is FloatEntry:
+        # An entry is its float's, whichever subscriber (of a reseller further down) it charges for.
+        return "account__operator"
     by_name = {each.name: each for each in model._meta.concrete_fields}
     operator_field = by_name.get("operator")
     if operator_field is not None and operator_field.is_relation and operator_field.related_model is Operator:
@@ -1127,7 +1168,7 @@ def _world(tree: Tree) -> World:
     attacker = Tenant(label="north", branch=tree.north)
     for model, path in _tenant_models():
         for tenant in victims:
-            rows = _rows(model, path, [tenant.branch.operator.pk])
+            rows = _rows(model, path, tenant.operator_ids)
             tenant.ids[model] = _representatives(model, rows)
         attacker.ids[model] = _representatives(model, _rows(model, path, [tree.north.operator.pk]))
     attacker.fields = _own_fields(tree.north)
@@ -1246,6 +1287,8 @@ def _perturb(tenant: Tenant) -> None:
     Message.objects.filter(pk=message.pk).update(status=MessageStatus.FAILED, failure_reason="rejected")
     sms_credit_add(operator=operator, amount=Decimal("9.00"))
     NetworkAlert.objects.create(operator=operator, kind="online_drop", message=f"VICTIM-{tag}-ALERT-2")
+    for reseller in tenant.below:
+        float_topup(operator=reseller, amount=Decimal("31.00"), method="cash", actor=owner)
 
 
 _VOLATILE = re.compile(r"[A-Za-z0-9_-]{32,}")
@@ -1293,7 +1336,7 @@ def _aggregates_depend_on_victims(user: User, routes: list[Route], world: World)
 def test_no_url_shows_or_changes_another_tenants_rows_to_any_role_of_a_reseller(world: World) -> None:
     started = time.monotonic()
     routes = _routes()
-    victim_ids = [tenant.branch.operator.pk for tenant in world.victims]
+    victim_ids = [pk for tenant in world.victims for pk in tenant.operator_ids]
     markers = {marker: tenant.label for tenant in world.victims for marker in tenant.markers}
     assert len(markers) > 60
     shown, written = _control(world, routes, markers)
