@@ -595,6 +595,9 @@ class FloatAccount(models.Model):
         default=CreditBack.PRORATED,
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Period bills with a larger id than this were written with the float open, so each carries a
+    # charge on it (ledger_verify); earlier ones were billed before the reseller ran on a float.
+    bills_from_id = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         constraints = [

@@ -227,13 +227,14 @@ CHECKS: dict[str, str] = {
         JOIN billing_floatentry b ON b.charge_id = c.id AND b.kind = 'credit_back'
         GROUP BY c.id, c.amount HAVING sum(b.amount) > -c.amount
     """,
-    # Every bill of a reseller's subscriber is charged on the reseller's float (when it had one by
-    # then), and every level charged is charged at the next level up too when that one has a float:
+    # Every bill of a reseller's subscriber is charged on the reseller's float (when it was written
+    # after the float was opened: `bills_from_id`), and every level charged is charged at the next
+    # level up too when that one had a float by then:
     # one charge per (bill, level), never skipped.
     "float_bills_charged_at_their_reseller": """
         SELECT b.id, a.id FROM billing_bill b
         JOIN customers_subscriber s ON s.id = b.subscriber_id
-        JOIN billing_floataccount a ON a.operator_id = s.operator_id AND a.created_at <= b.created_at
+        JOIN billing_floataccount a ON a.operator_id = s.operator_id AND b.id > a.bills_from_id
         WHERE b.kind = 'period' AND NOT EXISTS (
             SELECT 1 FROM billing_floatentry e
             WHERE e.bill_id = b.id AND e.account_id = a.id AND e.kind = 'charge')
@@ -243,7 +244,7 @@ CHECKS: dict[str, str] = {
         JOIN billing_floataccount a ON a.id = e.account_id
         JOIN operators_operator o ON o.id = a.operator_id
         JOIN billing_bill b ON b.id = e.bill_id
-        JOIN billing_floataccount up ON up.operator_id = o.parent_id AND up.created_at <= b.created_at
+        JOIN billing_floataccount up ON up.operator_id = o.parent_id AND b.id > up.bills_from_id
         WHERE e.kind = 'charge' AND NOT EXISTS (
             SELECT 1 FROM billing_floatentry x
             WHERE x.bill_id = e.bill_id AND x.account_id = up.id AND x.kind = 'charge')

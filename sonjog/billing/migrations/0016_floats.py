@@ -72,6 +72,7 @@ class Migration(migrations.Migration):
                 ('low_balance_alert', sonjog.core.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14, verbose_name='alert below')),
                 ('credit_back', models.CharField(choices=[('full', 'Full'), ('prorated', 'Prorated'), ('none', 'None')], default='prorated', max_length=10, verbose_name='credit back on refunds and early ends')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('bills_from_id', models.BigIntegerField(default=0, editable=False)),
                 ('operator', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='float_account', to='operators.operator')),
             ],
         ),

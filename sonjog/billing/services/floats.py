@@ -27,11 +27,11 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Max, Sum
 
 from sonjog.billing.calculation import remaining_share
 from sonjog.billing.exceptions import BillingError, InvalidAmount
-from sonjog.billing.models import FloatAccount, FloatEntry
+from sonjog.billing.models import Bill, FloatAccount, FloatEntry
 from sonjog.catalog.models import Package
 from sonjog.core.audit import audit
 from sonjog.core.money import ZERO, format_money, round_money
@@ -111,7 +111,17 @@ def float_account_open(
         "credit_back": credit_back,
     }
     with transaction.atomic():
-        account, created = FloatAccount.objects.select_for_update().get_or_create(operator=operator, defaults=values)
+        account = FloatAccount.objects.select_for_update().filter(operator=operator).first()
+        if account is None:
+            # Waits for every run still billing this operator's subtree (they hold its row FOR KEY
+            # SHARE, see `chain_prices`): their bills are before the float, every later one is charged.
+            Operator.objects.select_for_update().filter(pk=operator.pk).first()
+            account = FloatAccount.objects.select_for_update().filter(operator=operator).first()
+        created = account is None
+        if account is None:
+            account = FloatAccount.objects.create(
+                operator=operator, bills_from_id=Bill.objects.aggregate(last=Max("id"))["last"] or 0, **values
+            )
         before = {name: str(getattr(account, name)) for name in values}
         if not created:
             if account.balance < -values["credit_limit"]:
@@ -305,6 +315,9 @@ def chain_prices(operator: Operator, *, lock: bool) -> ChainPrices:
     if not ids:
         return ChainPrices({}, [])
     if lock:
+        # A float opened at any level meanwhile waits for this transaction (`float_account_open`).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM operators_operator WHERE id = ANY(%s) ORDER BY path FOR KEY SHARE", [ids])
         accounts = _locked(ids)
     else:
         accounts = {

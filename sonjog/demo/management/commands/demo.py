@@ -14,6 +14,7 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from sonjog.core.cli import SonjogCommand, host_arg, int_arg
+from sonjog.demo.floats import demo_floats_ensure
 from sonjog.demo.messaging import demo_gateway_start, demo_messaging_ensure
 from sonjog.demo.network import demo_emulators_start, demo_routers_ensure
 from sonjog.network.reconcile import network_reconcile
@@ -55,6 +56,9 @@ class Command(SonjogCommand):
                     role=StaffRole.OWNER,
                 )
                 User.objects.filter(pk=staff.user_id).update(is_staff=True, is_superuser=True)
+        north = Operator.objects.filter(code="demo-north").first()
+        if north is not None and demo_floats_ensure(north) is not None:
+            self.stdout.write("North Net (reseller) runs on a float at the demo ISP (Setup -> Floats)")
         call_command("collectstatic", interactive=False, verbosity=0)
         if options["no_serve"]:
             return
