@@ -28,6 +28,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Sum
+from django.utils import timezone
 
 from sonjog.billing.calculation import remaining_share
 from sonjog.billing.exceptions import BillingError, InvalidAmount
@@ -428,12 +429,14 @@ def float_charges_write(chain: ChainPrices, funded: list[FundedBill], bill_ids: 
             INSERT INTO billing_floatentry (account_id, kind, amount, balance_after, bill_id, subscriber_id,
                                             package_id, unit_price, method, reference, memo, created_at)
             SELECT t.account_id, 'charge', t.amount, t.balance_after, t.bill_id, t.subscriber_id, t.package_id,
-                   t.unit_price, '', '', '', now()
+                   t.unit_price, '', '', '', %s
             FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[], %s::numeric[], %s::bigint[], %s::bigint[],
                         %s::numeric[]) AS t(account_id, bill_id, amount, balance_after, subscriber_id, package_id,
                                             unit_price)
             """,
             [
+                # Dated by the services' clock, like the bills they fund and every other entry.
+                timezone.now(),
                 list(columns[0]),
                 list(columns[1]),
                 list(columns[2]),

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from sonjog.bench.billing import run_bench
+from sonjog.bench.floats import FLOAT_ROUNDS, run_float_bench
 from sonjog.bench.network import run_network_bench
 from sonjog.bench.transfer import run_import_bench
 from sonjog.core.cli import SonjogCommand, int_arg, to_json, usage_error
@@ -34,6 +35,13 @@ class Command(SonjogCommand):
             "--import-rows", type=int_arg(0, 100_000), default=20000, help="rows of the import benchmark (0: skip it)"
         )
         parser.add_argument("--import-only", action="store_true", help="run only the import benchmark")
+        parser.add_argument(
+            "--floats",
+            action="store_true",
+            help="also seed a reseller tree on floats (as many subscribers and months) and time a month's "
+            "generation with and without the floats' charges",
+        )
+        parser.add_argument("--floats-only", action="store_true", help="run only the float benchmark")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,7 +54,18 @@ class Command(SonjogCommand):
             results = run_import_bench(rows=options["import_rows"] or 20000)
             self._print(results, options["json"])
             return
-        progress = Progress(options["months"] + 14 + (3 if options["network"] else 0), "bench", enabled=True)
+        float_steps = options["months"] + 3 + FLOAT_ROUNDS
+        if options["floats_only"]:
+            progress = Progress(float_steps, "bench", enabled=True)
+            results = run_float_bench(
+                subscribers=options["subscribers"],
+                months=options["months"],
+                progress=lambda note: progress.advance(note=note),
+            )
+            self._print(results, options["json"])
+            return
+        steps = options["months"] + 14 + (3 if options["network"] else 0) + (float_steps if options["floats"] else 0)
+        progress = Progress(steps, "bench", enabled=True)
         results = run_bench(
             subscribers=options["subscribers"],
             months=options["months"],
@@ -59,6 +78,14 @@ class Command(SonjogCommand):
                 run_network_bench(
                     changes=options["network_changes"],
                     workers=options["network_workers"],
+                    progress=lambda note: progress.advance(note=note),
+                )
+            )
+        if options["floats"]:
+            results.update(
+                run_float_bench(
+                    subscribers=options["subscribers"],
+                    months=options["months"],
                     progress=lambda note: progress.advance(note=note),
                 )
             )
