@@ -531,7 +531,7 @@ def float_package_change(
     *,
     subscriber_operator: Operator,
     subscriber_id: int,
-    old_bill_id: int,
+    old_bill_id: int | None,
     new_package: Package,
     charge_bill_id: int | None,
     remaining_days: int,
@@ -547,13 +547,14 @@ def float_package_change(
     chain = chain_prices(subscriber_operator, lock=True)
     if not chain.charged:
         return
-    float_credit_back(
-        bill_id=old_bill_id,
-        remaining_days=remaining_days,
-        total_days=billed_days,
-        actor=actor,
-        rule=FloatAccount.CreditBack.PRORATED,
-    )
+    if old_bill_id is not None:
+        float_credit_back(
+            bill_id=old_bill_id,
+            remaining_days=remaining_days,
+            total_days=billed_days,
+            actor=actor,
+            rule=FloatAccount.CreditBack.PRORATED,
+        )
     if charge_bill_id is None:
         return
     chain = chain_prices(subscriber_operator, lock=True)  # the balances after the credit back

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.db.models import F, Sum
 
 from sonjog.billing.calculation import addon_amounts, bill_amounts, remaining_share
-from sonjog.billing.models import AdjustmentReason, Bill, BillLine, Invoice, LedgerEntry
+from sonjog.billing.models import AdjustmentReason, Bill, BillLine, EntryKind, Invoice, LedgerEntry
 from sonjog.billing.services.floats import float_credit_back, float_package_change
 from sonjog.billing.services.money import (
     _adjustment_append,
@@ -51,10 +51,22 @@ def package_change_settle(*, subscriber: Subscriber, package: Package, day: dt.d
         assert period is not None
         remaining = (bill.period_end - day).days
         billed_days = (bill.period_end - bill.period_start).days
-        # Only the package's part of the bill changes: its add-on lines run on as they are.
-        package_total = bill.total - _addon_lines_total(bill)
-        package_lines = package_line_ids(bill)
-        credit = min(remaining_share(package_total, remaining, billed_days), bill_creditable(bill, package_lines))
+        # The package in effect on `day` is the period bill's, or that of an earlier change in the
+        # period, whose charge stands for its days from that change to the period's end.
+        changed_on, segment = _package_segment(subscriber, bill, day)
+        credited: Bill | None = bill
+        if changed_on is None:
+            # Only the package's part of the bill changes: its add-on lines run on as they are.
+            package_total = bill.total - _addon_lines_total(bill)
+            package_lines: list[int] | None = package_line_ids(bill)
+            credit = min(remaining_share(package_total, remaining, billed_days), bill_creditable(bill, package_lines))
+        else:
+            credited, package_lines, billed_days = segment, None, (bill.period_end - changed_on).days
+            credit = (
+                min(remaining_share(segment.total, remaining, billed_days), bill_creditable(segment))
+                if segment is not None
+                else ZERO
+            )
         new_full = bill_amounts(
             monthly_price=package.price,
             monthly_discount=subscriber.monthly_discount,
@@ -64,7 +76,7 @@ def package_change_settle(*, subscriber: Subscriber, package: Package, day: dt.d
         ).total
         charge = remaining_share(new_full, remaining, period.nominal_days)
         note = f"{subscriber.package.name} -> {package.name} from {day:%Y-%m-%d}"
-        if credit > 0:
+        if credit > 0 and credited is not None:
             _adjustment_append(
                 subscriber,
                 -credit,
@@ -72,7 +84,7 @@ def package_change_settle(*, subscriber: Subscriber, package: Package, day: dt.d
                 f"Credit: {note}",
                 actor,
                 day,
-                credits_bill=bill,
+                credits_bill=credited,
                 credits_lines=package_lines,
             )
         charge_bill_id = None
@@ -85,7 +97,7 @@ def package_change_settle(*, subscriber: Subscriber, package: Package, day: dt.d
         float_package_change(
             subscriber_operator=subscriber.operator,
             subscriber_id=subscriber.pk,
-            old_bill_id=bill.pk,
+            old_bill_id=credited.pk if credited is not None else None,
             new_package=package,
             charge_bill_id=charge_bill_id,
             remaining_days=remaining,
@@ -116,29 +128,77 @@ def termination_settle(*, subscriber: Subscriber, day: dt.date, reason: str, act
         subscriber=subscriber, reversed_at__isnull=True, kind=Bill.Kind.PERIOD, period_start__lt=day, period_end__gt=day
     ).first()
     if current is not None and terms.prorate_last:
-        unused = (current.period_end - day).days
-        credit = min(
-            remaining_share(current.total, unused, (current.period_end - current.period_start).days),
-            bill_creditable(current),
+        _unused_days_credit(subscriber, current, day, actor)
+    _addon_charges_end(subscriber, day, terms.prorate_last, f"Terminated on {day:%Y-%m-%d}: {reason}", actor)
+
+
+def _package_segment(subscriber: Subscriber, period_bill: Bill, day: dt.date) -> tuple[dt.date | None, Bill | None]:
+    """The latest package change inside `period_bill`'s period on or before `day`: its day and the
+    charge it wrote for the new package from then to the period's end (None when the new package
+    cost nothing); (None, None) when the package has not changed in the period."""
+    changes = LedgerEntry.objects.filter(
+        subscriber=subscriber,
+        kind=EntryKind.ADJUSTMENT,
+        adjustment_reason=AdjustmentReason.PACKAGE_CHANGE,
+        reversed_by__isnull=True,
+        effective_date__gte=period_bill.period_start,
+        effective_date__lte=day,
+        effective_date__lt=period_bill.period_end,
+    )
+    changed_on = changes.order_by("-effective_date").values_list("effective_date", flat=True).first()
+    if changed_on is None:
+        return None, None
+    charge = (
+        Bill.objects.filter(
+            subscriber=subscriber,
+            kind=Bill.Kind.CHARGE,
+            reversed_at__isnull=True,
+            period_start=changed_on,
+            entries__in=changes.filter(amount__gt=0, effective_date=changed_on),
         )
+        .order_by("-pk")
+        .first()
+    )
+    return changed_on, charge
+
+
+def _unused_days_credit(subscriber: Subscriber, current: Bill, day: dt.date, actor: User | None) -> None:
+    """Service ends on `day` inside the billed period of `current`: credit what its unused days were
+    charged, on the bill that charged them. Without a package change in the period that is the period
+    bill; after one, the period bill's add-on lines and the latest change's charge (the package's
+    earlier days up to the change were credited by the change itself). The resellers above give back
+    what those days cost them, by each float's rule."""
+    unused = (current.period_end - day).days
+    billed_days = (current.period_end - current.period_start).days
+    memo = f"Unused {unused} days after termination on {day:%Y-%m-%d}"
+    changed_on, segment = _package_segment(subscriber, current, day)
+    parts: list[tuple[Bill, Decimal, list[int] | None, int]] = []
+    if changed_on is None:
+        parts.append((current, current.total, None, billed_days))
+    else:
+        addon_lines = list(BillLine.objects.filter(bill=current, kind=BillLine.Kind.ADDON).values_list("pk", flat=True))
+        if addon_lines:
+            parts.append((current, _addon_lines_total(current), addon_lines, billed_days))
+        # The change gave back the period bill's days after it by the prorated rule; a float set to
+        # "full" gets the rest of that charge back too (0 unused days: nothing more when prorated).
+        float_credit_back(bill_id=current.pk, remaining_days=0, total_days=billed_days, actor=actor)
+        if segment is not None:
+            parts.append((segment, segment.total, None, (current.period_end - changed_on).days))
+    for bill, amount, lines, days in parts:
+        credit = min(remaining_share(amount, unused, days), bill_creditable(bill, lines))
         if credit > 0:
             _adjustment_append(
                 subscriber,
                 -round_money(credit),
                 AdjustmentReason.TERMINATION,
-                f"Unused {unused} days after termination on {day:%Y-%m-%d}",
+                memo,
                 actor,
                 day,
-                credits_bill=current,
+                credits_bill=bill,
+                credits_lines=lines,
             )
-        # The resellers above give back what the unused days cost them, by each float's rule.
-        float_credit_back(
-            bill_id=current.pk,
-            remaining_days=unused,
-            total_days=(current.period_end - current.period_start).days,
-            actor=actor,
-        )
-    _addon_charges_end(subscriber, day, terms.prorate_last, f"Terminated on {day:%Y-%m-%d}: {reason}", actor)
+        if lines is None:
+            float_credit_back(bill_id=bill.pk, remaining_days=unused, total_days=days, actor=actor)
 
 
 def _addon_lines_total(bill: Bill) -> Decimal:
