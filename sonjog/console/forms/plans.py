@@ -9,6 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from sonjog.catalog.models import Package
+from sonjog.console.formatting import period_label
 from sonjog.console.forms.common import PackageChoiceField, offer
 from sonjog.core.bounds import DateField, TextField
 from sonjog.core.periods import add_months, month_start
@@ -40,7 +41,8 @@ class BillAheadForm(forms.Form):
         super().__init__(*args, **kwargs)
         first = month_start(today)
         months = [add_months(first, ahead) for ahead in range(1, BILL_AHEAD_MONTHS + 1)]
-        self.fields["through"].choices = [(month.isoformat(), f"{month:%m/%Y}") for month in months]  # type: ignore[attr-defined]
+        # The month as the reader's language names it ("March 2027", "মার্চ ২০২৭"), not "03/2027".
+        self.fields["through"].choices = [(month.isoformat(), period_label(month)) for month in months]  # type: ignore[attr-defined]
 
 
 class ScheduleForm(forms.Form):

@@ -15,7 +15,13 @@ from django.utils.translation import gettext_lazy as _
 
 from sonjog.catalog.models import AddOn, Package
 from sonjog.console.access import Scope
-from sonjog.console.forms.common import OperatorChoiceField, PackageChoiceField, offer, operators_offered
+from sonjog.console.forms.common import (
+    OperatorChoiceField,
+    PackageChoiceField,
+    PricedChoiceField,
+    offer,
+    operators_offered,
+)
 from sonjog.console.models import BulkAction
 from sonjog.core.bounds import DateField, TextField, column_field
 from sonjog.customers.exceptions import InvalidPhone
@@ -240,9 +246,8 @@ class TerminateForm(forms.Form):
     reason = TextField(label=_("Reason"), max_length=300)
 
 
-class AddOnChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return f"{obj.name} ({obj.price})"
+class AddOnChoiceField(PricedChoiceField):
+    """An add-on, shown with its price in the reader's language."""
 
 
 class AddOnActivateForm(forms.Form):

@@ -13,6 +13,7 @@ from django.http import QueryDict
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from sonjog.billing.models import BillLine, PaymentMethod
 from sonjog.console import formatting
 
 register = template.Library()
@@ -58,6 +59,24 @@ def percent(value: float | None) -> str:
     if value is None:
         return "–"
     return formatting.localize_digits(f"{value:.1f}%")
+
+
+@register.filter
+def payment_method(value: str | None) -> str:
+    """A payment method's label for a raw method value (selectors that read `values()` give the code)."""
+    if value in PaymentMethod.values:
+        return str(PaymentMethod(value).label)
+    return value or ""
+
+
+@register.filter
+def line_text(line: Any) -> str:
+    """A bill line's text in the reader's language: the discount and VAT lines carry Sonjog's own English
+    word (billing writes it with the bill), so they are named by their kind; the others keep the
+    package, add-on or charge text they were billed with."""
+    if line.kind in (BillLine.Kind.DISCOUNT, BillLine.Kind.VAT):
+        return str(BillLine.Kind(line.kind).label)
+    return str(line.description)
 
 
 @register.simple_tag(takes_context=True)

@@ -82,7 +82,7 @@ def test_a_new_clerk_works_through_the_day(live_server, browser):
     page.click("nav >> text=New subscriber")
     page.fill("#id_name", "Ayesha Siddiqua")
     page.fill("#id_phone", "01812-345678")
-    page.select_option("#id_package", label="Home 10 Mbps (1000.00)")
+    page.select_option("#id_package", label="Home 10 Mbps (৳1,000.00)")
     page.select_option("#id_zone", label="Mirpur")
     page.click("button:has-text('Create subscriber')")
     expect(page.locator(".alert-success")).to_contain_text("created")

@@ -58,7 +58,7 @@ def _sign_up(page, base, name, phone):
     page.click("nav >> text=New subscriber")
     page.fill("#id_name", name)
     page.fill("#id_phone", phone)
-    page.select_option("#id_package", label="Bhola 20M (900.00)")
+    page.select_option("#id_package", label="Bhola 20M (৳900.00)")
     page.click("button:has-text('Create subscriber')")
 
 

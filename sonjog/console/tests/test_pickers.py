@@ -33,7 +33,7 @@ def test_the_root_owner_sees_each_package_and_zone_with_its_operator(tree):
     html = tree.login(tree.root.staff["owner"]).get(reverse("console:subscriber_create")).content.decode()
     packages = _options(html, "package")
     # The root's own first; the others appear when the operator select changes.
-    assert f"Root 10M (1000.00) — {tree.root.operator.name}" in packages
+    assert f"Root 10M (৳1,000.00) — {tree.root.operator.name}" in packages
     assert not any("North" in label for label in packages)
     assert f"Root zone — {tree.root.operator.name}" in _options(html, "zone")
     assert 'hx-get="/' in html and 'hx-trigger="change"' in html
@@ -50,7 +50,7 @@ def test_changing_the_operator_reloads_its_packages_and_zones(tree):
     assert response.status_code == 200
     html = response.content.decode()
     assert html.count('hx-swap-oob="true"') == 2
-    assert _options(html, "package") == ["---------", "North 10M (1000.00) — North reseller"]
+    assert _options(html, "package") == ["---------", "North 10M (৳1,000.00) — North reseller"]
     assert _options(html, "zone") == ["---------", "North zone — North reseller"]
     # An operator outside the scope (or garbage) falls back to the login's own.
     other = client.get(
@@ -66,7 +66,7 @@ def test_a_posted_form_offers_the_posted_operators_choices(tree):
         {"operator": tree.south.operator.pk, "name": "", "phone": "01712340009", "package": tree.south.package.pk},
     )
     assert response.status_code == 400
-    assert _options(response.content.decode(), "package") == ["---------", "South 10M (1000.00) — South reseller"]
+    assert _options(response.content.decode(), "package") == ["---------", "South 10M (৳1,000.00) — South reseller"]
 
 
 def test_another_operators_package_is_a_field_error_naming_both(tree):
@@ -94,7 +94,7 @@ def test_another_operators_package_is_a_field_error_naming_both(tree):
 
 def test_a_login_of_one_operator_sees_plain_labels(tree):
     html = tree.login(tree.north.staff["billing_clerk"]).get(reverse("console:subscriber_create")).content.decode()
-    assert _options(html, "package") == ["---------", "North 10M (1000.00)"]
+    assert _options(html, "package") == ["---------", "North 10M (৳1,000.00)"]
     assert 'hx-trigger="change"' not in html
 
 
@@ -102,15 +102,15 @@ def test_list_filters_and_package_change_name_the_operator(tree):
     client = tree.login(tree.root.staff["owner"])
     html = client.get(reverse("console:subscribers")).content.decode()
     packages = _options(html, "package")
-    assert "North 10M (1000.00) — North reseller" in packages
-    assert "South 10M (1000.00) — South reseller" in packages
+    assert "North 10M (৳1,000.00) — North reseller" in packages
+    assert "South 10M (৳1,000.00) — South reseller" in packages
     assert "North zone — North reseller" in _options(html, "zone")
     subscriber = tree.north.subscribers[0]
     make_package(tree.north.operator, "1500.00", vat=False, name="North 20M")
     change = client.get(reverse("console:subscriber_package", args=[subscriber.pk])).content.decode()
-    assert _options(change, "package") == ["---------", "North 20M (1500.00) — North reseller"]
+    assert _options(change, "package") == ["---------", "North 20M (৳1,500.00) — North reseller"]
     clerk = tree.login(tree.north.staff["billing_clerk"]).get(reverse("console:subscribers")).content.decode()
-    assert _options(clerk, "package") == ["Any package", "North 10M (1000.00)", "North 20M (1500.00)"]
+    assert _options(clerk, "package") == ["Any package", "North 10M (৳1,000.00)", "North 20M (৳1,500.00)"]
 
 
 # -- search --------------------------------------------------------------------------------------
@@ -210,9 +210,9 @@ def test_in_a_browser_the_choices_follow_the_operator_and_the_password_shows_onc
     page.fill("#id_password", PASSWORD)
     page.click("button:has-text('Sign in')")
     page.goto(live_server.url + reverse("console:subscriber_create"))
-    expect(page.locator("#id_package")).to_contain_text("Root 10M (1000.00) — ")
+    expect(page.locator("#id_package")).to_contain_text("Root 10M (৳1,000.00) — ")
     page.select_option("#id_operator", str(tree.north.operator.pk))
-    expect(page.locator("#id_package")).to_contain_text("North 10M (1000.00) — North reseller")
+    expect(page.locator("#id_package")).to_contain_text("North 10M (৳1,000.00) — North reseller")
     expect(page.locator("#id_package")).not_to_contain_text("Root 10M")
     expect(page.locator("#id_zone")).to_contain_text("North zone — North reseller")
     page.fill("#id_name", "Browser Made")

@@ -49,7 +49,7 @@ def test_bill_ahead_issues_the_months_chosen(tree: Tree):
     today = operator_today(tree.root.operator)
     through = add_months(month_start(today), 3)
     page = client.get(reverse("console:subscriber_bill_ahead", args=[subscriber.pk])).content.decode()
-    assert "advance payment" in page and through.strftime("%m/%Y") in page
+    assert "advance payment" in page and f"{through:%B %Y}" in page
     before = Bill.objects.filter(subscriber=subscriber).count()
     response = client.post(
         reverse("console:subscriber_bill_ahead", args=[subscriber.pk]), {"through": through.isoformat()}, follow=True

@@ -19,6 +19,7 @@ from sonjog.console import exports, selectors, services
 from sonjog.console.access import console_view, scope_of
 from sonjog.console.exceptions import ConsoleError
 from sonjog.console.forms import BulkActionForm, SubscriberCreateForm
+from sonjog.console.forms.common import show_prices
 from sonjog.console.forms.subscribers import label_with_operator
 from sonjog.console.models import BulkAction
 from sonjog.console.views.common import page, page_of, today_for
@@ -32,6 +33,7 @@ def _filters(request: HttpRequest, params: QueryDict | None = None) -> Subscribe
     # rather than silently listing everything.
     scope = scope_of(request)
     filters = selectors.subscriber_filters(scope, request.GET if params is None else params, today_for(scope))
+    show_prices(filters.form.fields["package"])
     if scope.spans_many:
         for name in ("package", "zone"):
             label_with_operator(filters.form.fields[name])

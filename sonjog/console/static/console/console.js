@@ -41,13 +41,20 @@
     if (target.hasAttribute && target.hasAttribute("data-autosubmit") && target.form) target.form.submit();
   });
 
+  // A count in the page's language: Bengali digits on a Bangla page, as the server writes them.
+  function localDigits(number) {
+    var text = String(number);
+    if ((document.documentElement.lang || "").indexOf("bn") !== 0) return text;
+    return text.replace(/[0-9]/g, function (digit) { return "০১২৩৪৫৬৭৮৯".charAt(Number(digit)); });
+  }
+
   // "Select all on this page" for bulk actions, and a live count of the ticked rows.
   function syncBulk() {
     var boxes = document.querySelectorAll("input[name=subscribers]");
     var ticked = 0;
     boxes.forEach(function (box) { if (box.checked) ticked += 1; });
     var counter = document.getElementById("bulk-count");
-    if (counter) counter.textContent = String(ticked);
+    if (counter) counter.textContent = localDigits(ticked);
   }
   document.addEventListener("change", function (event) {
     var target = event.target;
