@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "sonjog.network",
     "sonjog.notifications",
     "sonjog.automation",
+    "sonjog.gateways",
     "sonjog.flows",
     "sonjog.transfer",
     "sonjog.console",
@@ -146,6 +147,15 @@ USE_TZ = True
 SONJOG_CURRENCY = os.environ.get("SONJOG_CURRENCY", "BDT")
 # Seconds within which a second identical payment is refused unless confirmed (DESIGN section 4).
 SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS = int(os.environ.get("SONJOG_DUPLICATE_PAYMENT_WINDOW_SECONDS", "30"))
+# How long a call to a payment gateway may take before its outcome counts as unknown (rechecked later).
+SONJOG_GATEWAY_TIMEOUT_SECONDS = float(os.environ.get("SONJOG_GATEWAY_TIMEOUT_SECONDS", "10"))
+# Hosts a payment gateway's signed webhook may name for its signing certificate (bKash's notifications
+# are signed like Amazon SNS messages); comma-separated. The local emulators serve theirs on 127.0.0.1.
+SONJOG_GATEWAY_CERT_HOSTS = [
+    host.strip()
+    for host in os.environ.get("SONJOG_GATEWAY_CERT_HOSTS", "sns.ap-southeast-1.amazonaws.com").split(",")
+    if host.strip()
+]
 # Business dates (activation, payment, adjustment, package change, termination) may lie at most this
 # many days ahead; how far back is each operator's start of records (default two years).
 SONJOG_BUSINESS_DATE_HORIZON_DAYS = int(os.environ.get("SONJOG_BUSINESS_DATE_HORIZON_DAYS", "92"))

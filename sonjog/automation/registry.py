@@ -133,8 +133,10 @@ _JOB_LIST = [
     Job(
         "automation.online_payment_recheck",
         "Re-check online payments",
-        "*/10 * * * *",
-        "Placeholder for the payment gateways: will ask each gateway about payments left pending.",
+        "* * * * *",
+        "Asks bKash, Nagad or SSLCommerz about each online payment still open when its next check is due "
+        "(1, 5, 15 and 60 minutes after the last, then hourly; unknown after 48 hours is escalated) and "
+        "records those the gateway confirms, once.",
         run_retention_days=30,
     ),
     Job(

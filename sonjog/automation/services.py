@@ -51,7 +51,6 @@ __all__ = [
     "due_reminders_send",
     "job_run_now",
     "log_retention_purge",
-    "online_payment_recheck",
     "operator_schedule_set",
     "operators_due_for_generation",
     "prepaid_expiry_notices_send",
@@ -315,19 +314,6 @@ def _purge_frequent_job_runs(now: dt.datetime, batch: int) -> int:
             if count < batch:
                 break
     return total
-
-
-# --------------------------------------------------------------------------------------------------
-# Online payment re-check (placeholder)
-# --------------------------------------------------------------------------------------------------
-
-
-def online_payment_recheck() -> dict[str, int]:
-    """Placeholder for the payment gateways. When they land, this will take every gateway payment
-    still pending after a few minutes, ask its gateway (bKash, Nagad, SSLCommerz) for the final
-    status, record the completed ones through `payment_record` (unique on gateway and transaction id,
-    so a callback that arrives later cannot record it twice) and mark the rest failed or expired."""
-    return {"checked": 0}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -65,14 +65,6 @@ def database_backup(timestamp: int | None = None) -> dict[str, Any]:
     return services.database_backup(before_dump=run_finish_now).as_dict()
 
 
-@app.periodic(cron="*/10 * * * *", periodic_id="automation.online_payment_recheck")
-@app.task(name="automation.online_payment_recheck", queue="billing", queueing_lock="automation.online_payment_recheck")
-@releases_connection
-@recorded("automation.online_payment_recheck")
-def online_payment_recheck(timestamp: int | None = None) -> dict[str, Any]:
-    return services.online_payment_recheck()
-
-
 @app.periodic(cron="5 * * * *", periodic_id="automation.due_reminders")
 @app.task(name="automation.due_reminders", queue="notifications", queueing_lock="automation.due_reminders")
 @releases_connection

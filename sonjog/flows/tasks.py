@@ -15,6 +15,7 @@ from sonjog.billing.models import BillingRun, Outage
 from sonjog.billing.services.outages import outage_run_failed
 from sonjog.core.jobs import releases_connection
 from sonjog.flows import enforcement
+from sonjog.flows.gateways import attempts_recheck
 from sonjog.flows.generation import due_bills_generate, scheduled_bills_generate
 from sonjog.flows.outages import outage_credit_run
 from sonjog.flows.scheduled import scheduled_changes_apply
@@ -70,3 +71,12 @@ def outage_credit_job(outage_id: int, operator_ids: list[int], actor_id: int | N
         outage_run_failed(outage_id, f"{type(error).__name__}: {error}")
         raise
     return {"credited": len(plan.credited), "failed": 0}
+
+
+@app.periodic(cron="* * * * *", periodic_id="automation.online_payment_recheck")
+@app.task(name="automation.online_payment_recheck", queue="billing", queueing_lock="automation.online_payment_recheck")
+@releases_connection
+@recorded("automation.online_payment_recheck")
+def online_payment_recheck(timestamp: int | None = None) -> dict[str, Any]:
+    """The online payments due a check ask their gateway again (`sonjog.flows.gateways`)."""
+    return attempts_recheck()

@@ -149,8 +149,8 @@ def test_jobs_overview_shows_schedule_last_run_and_next_run(frozen_clock):
     assert recheck.last_status == "error" and recheck.last_trigger == "manual"
     assert recheck.last_error == "ZeroDivisionError: division by zero"
     assert recheck.last_run_at == FROZEN_NOW + dt.timedelta(minutes=1)
-    # 06:01 UTC: every ten minutes fires next at 06:10; the hourly generation at 06:17.
-    assert recheck.next_run_at == dt.datetime(2027, 6, 15, 6, 10, tzinfo=dt.UTC)
+    # 06:01 UTC: every minute fires next at 06:02; the hourly generation at 06:17.
+    assert recheck.next_run_at == dt.datetime(2027, 6, 15, 6, 2, tzinfo=dt.UTC)
     assert rows["billing.generate_nightly"].next_run_at == dt.datetime(2027, 6, 15, 6, 17, tzinfo=dt.UTC)
     assert rows["automation.settle_credit"].next_run_at == dt.datetime(2027, 7, 1, 12, 0, tzinfo=dt.UTC)
     assert rows["billing.generate_nightly"].last_run_at is None
@@ -189,7 +189,7 @@ def test_sonjog_jobs_run_with_an_unknown_name_exits_2_with_one_line():
 
 def test_job_run_now_records_the_actor_and_does_not_raise_on_failure(owner):
     run_row = job_run_now("automation.online_payment_recheck", actor=owner)
-    assert run_row.actor == owner and run_row.outcome == {"checked": 0}
+    assert run_row.actor == owner and run_row.outcome["checked"] == 0
     with pytest.raises(UnknownJob):
         job_run_now("nope", actor=owner)
 

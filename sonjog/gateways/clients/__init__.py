@@ -1,0 +1,1 @@
+"""In-house clients of the payment gateways' HTTP APIs (httpx, timeouts on every call)."""

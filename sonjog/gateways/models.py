@@ -1,0 +1,177 @@
+"""Online payments: each operator's merchant accounts, every checkout as a `PaymentAttempt` state
+machine, the raw requests the gateways send us, and the shared token store.
+
+A payment reaches the ledger only through `sonjog.flows.gateways.attempt_confirm`, which locks the
+attempt, asks the gateway itself and records the money once; the database keeps one attempt per
+merchant reference and per (account, gateway transaction), and billing keeps one payment per
+(gateway, transaction id).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from sonjog.core.money import MoneyField
+
+
+class Gateway(models.TextChoices):
+    BKASH = "bkash", _("bKash")
+    NAGAD = "nagad", _("Nagad")
+    SSLCOMMERZ = "sslcommerz", _("SSLCommerz")
+
+
+class FeeMode(models.TextChoices):
+    ABSORBED = "absorbed", _("The operator pays the fee")
+    PASSED_ON = "passed_on", _("The subscriber pays the fee")
+
+
+class GatewayAccount(models.Model):
+    """One operator's merchant account at one gateway (a reseller has its own). Credentials are a
+    JSON object encrypted at rest; `base_url` is the sandbox, the live API or the local emulator."""
+
+    class Mode(models.TextChoices):
+        SANDBOX = "sandbox", _("Sandbox")
+        LIVE = "live", _("Live")
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    gateway = models.CharField(_("gateway"), max_length=20, choices=Gateway.choices)
+    name = models.CharField(_("name"), max_length=80)
+    mode = models.CharField(_("mode"), max_length=10, choices=Mode.choices, default=Mode.SANDBOX)
+    base_url = models.URLField(_("API address"), max_length=300)
+    merchant_account = models.CharField(_("merchant account"), max_length=100)
+    credentials = models.TextField(blank=True)  # encrypted JSON
+    fee_rate = models.DecimalField(_("fee rate (%)"), max_digits=5, decimal_places=3, default=0)
+    fee_mode = models.CharField(_("fee"), max_length=10, choices=FeeMode.choices, default=FeeMode.ABSORBED)
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["operator_id", "gateway", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "gateway", "merchant_account"], name="gateway_account_unique"),
+            models.CheckConstraint(condition=Q(fee_rate__gte=0, fee_rate__lt=20), name="gateway_fee_rate_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_gateway_display()} {self.name}"
+
+
+class AttemptState(models.TextChoices):
+    CREATED = "created", _("Created")
+    PENDING = "pending", _("Waiting for the payer")
+    UNKNOWN = "unknown", _("Unknown: re-checking")
+    APPLIED = "applied", _("Paid and applied")
+    FAILED = "failed", _("Failed or cancelled")
+    REVIEW = "review", _("Parked for review")
+    ESCALATED = "escalated", _("Unknown after 48 hours")
+
+
+OPEN_STATES = (AttemptState.CREATED, AttemptState.PENDING, AttemptState.UNKNOWN)
+
+
+class PaymentAttempt(models.Model):
+    """One checkout: created with a unique merchant reference before the payer is sent to the gateway;
+    ends applied (one `billing.Payment`), failed, parked for review, or escalated."""
+
+    class Source(models.TextChoices):
+        PORTAL = "portal", _("Subscriber portal")
+        SUSPENSION = "suspension", _("Suspension page")
+        STAFF = "staff", _("Staff")
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    subscriber = models.ForeignKey("customers.Subscriber", on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(GatewayAccount, on_delete=models.PROTECT, related_name="attempts")
+    merchant_reference = models.CharField(max_length=40, unique=True)
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.PORTAL)
+    amount = MoneyField()  # what the subscriber is credited
+    gross = MoneyField()  # what the payer pays the gateway
+    fee = MoneyField()  # the gateway's fee on `gross`
+    currency = models.CharField(max_length=3)
+    state = models.CharField(max_length=10, choices=AttemptState.choices, default=AttemptState.CREATED)
+    gateway_payment_id = models.CharField(max_length=200, blank=True)
+    redirect_url = models.URLField(max_length=1000, blank=True)
+    transaction_id = models.CharField(max_length=100, blank=True)
+    payer = models.CharField(max_length=40, blank=True)
+    payment = models.OneToOneField(
+        "billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="gateway_attempt"
+    )
+    review_reason = models.CharField(max_length=300, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_status = models.JSONField(default=dict, blank=True)
+    checks = models.PositiveIntegerField(default=0)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0, gross__gt=0, fee__gte=0), name="attempt_amounts_positive"),
+            models.UniqueConstraint(
+                fields=["account", "transaction_id"], condition=~Q(transaction_id=""), name="attempt_unique_transaction"
+            ),
+            models.CheckConstraint(
+                condition=Q(state="applied", payment__isnull=False) | (~Q(state="applied") & Q(payment__isnull=True)),
+                name="attempt_applied_has_payment",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["next_check_at"], condition=Q(state__in=["pending", "unknown"]), name="attempt_due"),
+            models.Index(fields=["operator", "created_at"], name="attempt_operator_created"),
+            models.Index(fields=["subscriber", "created_at"], name="attempt_subscriber_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.merchant_reference
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+class InboundRequest(models.Model):
+    """A request a gateway (or a payer's browser) sent us, stored before it is handled, so a handler
+    that failed can be replayed and nothing the gateway said is lost."""
+
+    class Kind(models.TextChoices):
+        RETURN = "return", _("Browser return")
+        IPN = "ipn", _("Notification (IPN)")
+        WEBHOOK = "webhook", _("Webhook")
+
+    gateway = models.CharField(max_length=20, choices=Gateway.choices)
+    account = models.ForeignKey(GatewayAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    attempt = models.ForeignKey(PaymentAttempt, null=True, blank=True, on_delete=models.PROTECT, related_name="inbound")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    params = models.JSONField(default=dict)
+    body = models.TextField(blank=True)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(fields=["received_at"], condition=Q(processed_at__isnull=True), name="inbound_unprocessed")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.kind} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class GatewayToken(models.Model):
+    """An access token a gateway grants (bKash's id_token), shared by every worker process."""
+
+    key = models.CharField(max_length=200, unique=True)
+    value = models.TextField()  # encrypted JSON
+    expires_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key
