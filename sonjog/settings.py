@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "sonjog.flows",
     "sonjog.transfer",
     "sonjog.console",
+    "sonjog.portal",
     "sonjog.demo",
     "sonjog.bench",
 ]

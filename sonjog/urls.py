@@ -1,10 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from sonjog.portal import pay_urls
+
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("hooks/notifications/", include("sonjog.notifications.urls")),
+    path("hooks/gateways/", include(pay_urls.hook_urlpatterns)),
+    path("pay/", include(pay_urls.urlpatterns)),
+    path("suspended/", include(pay_urls.suspended_urlpatterns)),
+    path("my/", include("sonjog.portal.urls")),
     path("", include("sonjog.console.urls")),
 ]
 

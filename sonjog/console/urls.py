@@ -17,6 +17,7 @@ from sonjog.console.views import (
     transfer_import,
 )
 from sonjog.console.views import floats as float_views
+from sonjog.console.views import gateways as gateway_views
 from sonjog.console.views import operators as operator_views
 from sonjog.console.views import outages as outage_views
 from sonjog.console.views import setup as setup_views
@@ -42,6 +43,9 @@ urlpatterns = [
     ),
     path("operators/floats/", float_views.floats_view, name="floats"),
     path("operators/floats/<int:float_id>/", float_views.float_view, name="float"),
+    path("operators/gateways/", gateway_views.gateway_accounts_view, name="gateway_accounts"),
+    path("operators/gateways/new/", gateway_views.gateway_account_create_view, name="gateway_account_create"),
+    path("operators/gateways/<int:gateway_account_id>/", gateway_views.gateway_account_view, name="gateway_account"),
     path("staff/", staff_views.staff_list_view, name="staff"),
     path("staff/new/", staff_views.staff_create_view, name="staff_create"),
     path("staff/<int:staff_id>/edit/", staff_views.staff_edit_view, name="staff_edit"),
@@ -118,6 +122,8 @@ urlpatterns = [
     path("billing/outages/<int:outage_id>/", outage_views.outage_view, name="outage"),
     path("billing/payments/", billing.payments_view, name="payments"),
     path("billing/payments/export.<str:fmt>", billing.payments_export_view, name="payments_export"),
+    path("billing/online/", gateway_views.online_payments_view, name="online_payments"),
+    path("billing/online/<int:attempt_id>/", gateway_views.online_payment_view, name="online_payment"),
     path("collect/", collection.collect_view, name="collect"),
     path("collect/day-sheet/", collection.day_sheet_view, name="day_sheet"),
     path("packages/", catalog.packages_view, name="packages"),

@@ -16,3 +16,17 @@ class DiscountNotPermitted(SubscriberError):
 
 class PasswordRevealNotPermitted(SubscriberError):
     """Reading a subscriber's PPPoE password needs the permission customers.reveal_pppoe_password."""
+
+
+class SignInCodeRateLimited(SubscriberError):
+    """Another sign-in code was asked for too soon (one a minute, five an hour per subscriber);
+    `wait_seconds` says how long until the next may be sent."""
+
+    def __init__(self, message: str, *, wait_seconds: int) -> None:
+        super().__init__(message)
+        self.wait_seconds = wait_seconds
+
+
+class SignInCodeNotSent(SubscriberError):
+    """A sign-in code could not be sent: the operator has no SMS account, or the subscriber no number
+    that takes SMS. Nothing was issued."""

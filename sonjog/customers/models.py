@@ -248,3 +248,48 @@ class ScheduledChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber_id} {self.kind} on {self.effective_date} ({self.status})"
+
+
+class SignInCode(models.Model):
+    """A one-time code that signs a subscriber in to the self-service portal. Only a keyed hash of the
+    code is kept (`sonjog.customers.signin`), so reading this table tells nobody a code. A code is good
+    for one use, until `expires_at`, and for as many wrong tries as `signin.CODE_ATTEMPTS` allows; only
+    the subscriber's newest code counts, so asking for a new one retires the old."""
+
+    # Covered by the (subscriber, created_at) index below.
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="signin_codes", db_index=False)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")), name="signincode_expires_later"),
+            models.CheckConstraint(
+                condition=Q(used_at__isnull=True) | Q(used_at__gte=models.F("created_at")),
+                name="signincode_used_after_created",
+            ),
+        ]
+        indexes = [
+            # The rate limits and the check read a subscriber's latest codes.
+            models.Index(fields=["subscriber", "created_at"], name="signincode_subscriber_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"sign-in code of subscriber {self.subscriber_id} from {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PortalAccess(models.Model):
+    """A subscriber's portal sign-in state: `epoch` is what each portal session was signed in under;
+    raising it ("sign out on every device") ends them all. The row is also what issuing a sign-in code
+    locks, so two requests at once cannot both slip under the rate limit."""
+
+    subscriber = models.OneToOneField(Subscriber, on_delete=models.CASCADE, related_name="portal_access")
+    epoch = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"portal access of subscriber {self.subscriber_id} (epoch {self.epoch})"

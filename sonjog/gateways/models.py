@@ -9,6 +9,7 @@ merchant reference and per (account, gateway transaction), and billing keeps one
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -175,3 +176,94 @@ class GatewayToken(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class RefundState(models.TextChoices):
+    REQUESTED = "requested", _("Requested")
+    PENDING = "pending", _("Processing at the gateway")
+    UNKNOWN = "unknown", _("Unknown: re-checking")
+    DONE = "done", _("Refunded")
+    FAILED = "failed", _("Failed")
+
+
+# A refund in one of these states still holds its share of the payment (the database's bound counts
+# every refund that has not failed) and is asked about again by the recheck.
+UNSETTLED_REFUND_STATES = (RefundState.REQUESTED, RefundState.PENDING, RefundState.UNKNOWN)
+
+
+class GatewayRefund(models.Model):
+    """Money given back to the payer of one applied online payment, reserved before the gateway is
+    asked: the sum of a payment's refunds that have not failed never exceeds what the payment credited
+    the subscriber (a constraint trigger, migration 0002, whoever writes the rows). Done, it is on the
+    subscriber's ledger (`entry`): the payment's reversal, or a debit for a part of it."""
+
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="refunds")
+    amount = MoneyField()
+    reason = models.CharField(max_length=300)
+    reference = models.CharField(max_length=40, unique=True)  # ours, sent to the gateway
+    gateway_refund_id = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=10, choices=RefundState.choices, default=RefundState.REQUESTED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    checks = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_answer = models.JSONField(default=dict, blank=True)
+    entry = models.ForeignKey("billing.LedgerEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="gateway_refund_amount_positive"),
+            models.UniqueConstraint(
+                fields=["attempt", "gateway_refund_id"],
+                condition=~Q(gateway_refund_id=""),
+                name="gateway_refund_unique_gateway_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["done", "failed"], finished_at__isnull=False)
+                | (~Q(state__in=["done", "failed"]) & Q(finished_at__isnull=True)),
+                name="gateway_refund_finished_when_settled",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_check_at"],
+                condition=Q(state__in=["requested", "pending", "unknown"]),
+                name="gateway_refund_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def is_settled(self) -> bool:
+        return self.state not in UNSETTLED_REFUND_STATES
+
+
+class SettlementCheck(models.Model):
+    """One run of the daily settlement reconciliation of a merchant account: the gateway's paid
+    transactions of `day` (the operator's calendar) against the attempts applied that day, both ways.
+    Each list holds one small object per transaction (reference, transaction id, amount, attempt);
+    both should be empty. Every run is kept: a check run again for a day is a new row."""
+
+    account = models.ForeignKey(GatewayAccount, on_delete=models.PROTECT, related_name="settlement_checks")
+    day = models.DateField()
+    ran_at = models.DateTimeField()
+    gateway_count = models.PositiveIntegerField(default=0)
+    applied_count = models.PositiveIntegerField(default=0)
+    paid_not_applied = models.JSONField(default=list, blank=True)
+    applied_not_paid = models.JSONField(default=list, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-day", "-ran_at", "-pk"]
+        indexes = [models.Index(fields=["account", "day", "ran_at"], name="settlement_account_day")]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.day:%Y-%m-%d}"

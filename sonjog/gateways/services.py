@@ -392,6 +392,14 @@ def attempt_by_reference(reference: str) -> PaymentAttempt | None:
     return PaymentAttempt.objects.filter(merchant_reference=reference).select_related("account").first()
 
 
+def attempt_reference_by_transaction(gateway: str, transaction_id: str) -> str:
+    """The merchant reference of the attempt a gateway transaction settled ("" when none did)."""
+    if not transaction_id:
+        return ""
+    found = PaymentAttempt.objects.filter(account__gateway=gateway, transaction_id=transaction_id)
+    return found.values_list("merchant_reference", flat=True).first() or ""
+
+
 def is_open(state: str) -> bool:
     return state in OPEN_STATES
 

@@ -43,6 +43,25 @@ class Router(models.Model):
     )
     suspended_profile = models.CharField(max_length=64, default="suspended")
     suspended_address_list = models.CharField(max_length=64, default="suspended")
+    # The suspension portal (docs/suspension-portal.md): with an address, suspended subscribers' web
+    # traffic (TCP 80) is sent there and everything else they send is dropped, but DNS and the walled
+    # garden; without one, Sonjog keeps none of its portal rules on the router.
+    portal_address = models.GenericIPAddressField(
+        _("portal address"),
+        protocol="IPv4",
+        null=True,
+        blank=True,
+        help_text=_("The IPv4 address of the suspension portal that suspended subscribers' web traffic is sent to"),
+    )
+    portal_port = models.PositiveIntegerField(_("portal port"), default=80)
+    walled_garden = models.TextField(
+        _("walled garden"),
+        blank=True,
+        help_text=_(
+            "Host names and addresses suspended subscribers may still reach, one a line "
+            "(the portal's host, the payment gateways' checkout hosts)"
+        ),
+    )
     zones = models.ManyToManyField("customers.Zone", blank=True, related_name="routers")
     is_active = models.BooleanField(default=True)
     last_test_at = models.DateTimeField(null=True, blank=True)
@@ -55,6 +74,12 @@ class Router(models.Model):
             models.UniqueConstraint(fields=["operator", "name"], name="router_unique_name"),
             models.CheckConstraint(condition=Q(api_port__gte=1, api_port__lte=65535), name="router_api_port"),
             models.CheckConstraint(condition=Q(coa_port__gte=1, coa_port__lte=65535), name="router_coa_port"),
+            models.CheckConstraint(condition=Q(portal_port__gte=1, portal_port__lte=65535), name="router_portal_port"),
+            # The portal's rules match the suspended list; an empty list name would match everyone.
+            models.CheckConstraint(
+                condition=Q(portal_address__isnull=True) | ~Q(suspended_address_list=""),
+                name="router_portal_needs_suspended_list",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -137,13 +162,22 @@ class OutboxAttempt(models.Model):
         return f"{self.command_id} {'ok' if self.ok else 'error'}"
 
 
+class RouterCommandKind(models.TextChoices):
+    PROFILE = "profile", _("Package profile")
+    PORTAL_REDIRECT = "portal_redirect", _("Suspension portal redirect")
+
+
 class ProfileCommand(models.Model):
     """ "Bring PPP profile P on router R to what the packages say, and give live sessions on it their
     rate". Like `OutboxCommand`, the executor reads the packages when it runs, so a newer package edit
-    supersedes an older pending command instead of queueing behind it."""
+    supersedes an older pending command instead of queueing behind it.
+
+    The same outbox carries the router's other settings Sonjog owns, by `kind`: "portal_redirect" is
+    "bring Sonjog's suspension-portal rules on router R to what its settings say" (`profile` empty)."""
 
     router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="profile_commands")
-    profile = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=RouterCommandKind.choices, default=RouterCommandKind.PROFILE)
+    profile = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=12, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
     requested_by = models.CharField(max_length=120)
     requested_at = models.DateTimeField()
@@ -158,15 +192,19 @@ class ProfileCommand(models.Model):
     class Meta:
         ordering = ["-requested_at"]
         constraints = [
-            # De-duplication: at most one waiting command per router and profile.
+            # De-duplication: at most one waiting command per router, kind and profile.
             models.UniqueConstraint(
-                fields=["router", "profile"], condition=Q(status="pending"), name="profile_command_one_pending"
+                fields=["router", "kind", "profile"], condition=Q(status="pending"), name="profile_command_one_pending"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="profile") | Q(kind="portal_redirect", profile=""),
+                name="profile_command_kind_profile",
             ),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="profile_command_due")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.profile}@{self.router_id} {self.status}"
+        return f"#{self.pk} {self.profile or self.kind}@{self.router_id} {self.status}"
 
 
 class ProfileAttempt(models.Model):

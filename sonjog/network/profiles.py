@@ -7,17 +7,20 @@ sub-reseller's), the same routers whose profiles `network_diff` checks (`package
 pushed and what is checked agree by construction. A router holds the profiles of the packages in its
 operator's subtree that are on sale or still have subscribers: the package's `router_profile` at its
 rate, and, for a package with a data allowance, its fair-usage profile at the fair-usage rate; with the
-"suspended profile" suspend mode, the suspended profile too (created when missing, never changed).
+"suspended profile" suspend mode, the suspended profile too (created when missing, with the suspended
+address list; never changed afterwards, but for its address list on a router with a suspension portal,
+which the portal command keeps: `portal`).
 
-A command is "bring profile P on router R to what the packages say" (`ProfileCommand`); the executor
-reads the packages when it runs, so a newer edit supersedes a pending command (one pending command per
-router and profile, a partial unique index). Failures retry every `SONJOG_OUTBOX_RETRY_SECONDS` up to
-`SONJOG_OUTBOX_MAX_ATTEMPTS`, then the command is failed and visible on the routers page; the
-reconciler queues a fresh one for whatever is still wrong. Live sessions: on a MikroTik router a
-changed rate limit kicks the sessions in the profile (RouterOS fixes a session's rate when it comes up);
-on a RADIUS router each live session of an active subscriber in the profile gets a CoA-Request with its
-rate (a Disconnect-Request where the NAS does not take CoA or refuses it), every ACK/NAK recorded on the
-command's attempt.
+A command is "bring profile P on router R to what the packages say" (`ProfileCommand`; the same outbox
+carries "bring Sonjog's suspension-portal rules on router R to its settings", kind "portal_redirect",
+see `portal`); the executor reads the packages when it runs, so a newer edit supersedes a pending
+command (one pending command per router, kind and profile, a partial unique index). Failures retry
+every `SONJOG_OUTBOX_RETRY_SECONDS` up to `SONJOG_OUTBOX_MAX_ATTEMPTS`, then the command is failed and
+visible on the routers page; the reconciler queues a fresh one for whatever is still wrong. Live
+sessions: on a MikroTik router a changed rate limit kicks the sessions in the profile (RouterOS fixes a
+session's rate when it comes up); on a RADIUS router each live session of an active subscriber in the
+profile gets a CoA-Request with its rate (a Disconnect-Request where the NAS does not take CoA or
+refuses it), every ACK/NAK recorded on the command's attempt.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from sonjog.network.models import (
     ProfileCommand,
     RadAcct,
     Router,
+    RouterCommandKind,
     SuspendMode,
 )
 from sonjog.operators.models import Operator
@@ -145,20 +149,30 @@ def _pushable(router: Router, *, sessions_only: bool) -> bool:
 def profile_enqueue(*, router: Router, profile: str, requested_by: str) -> int:
     """Record "bring this profile on this router to what the packages say" in the caller's transaction
     and defer its job there; a pending command for the same router and profile is refreshed."""
+    return router_command_enqueue(
+        router=router, kind=RouterCommandKind.PROFILE, profile=profile, requested_by=requested_by
+    )
+
+
+def router_command_enqueue(*, router: Router, kind: str, profile: str, requested_by: str) -> int:
+    """Queue a command of this outbox (a package profile, or the router's portal rules: `portal`) in the
+    caller's transaction and defer its job there; a pending one for the same router, kind and profile is
+    refreshed rather than repeated."""
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO network_profilecommand (router_id, profile, status, requested_by, requested_at, attempts,
-                max_attempts, next_attempt_at, last_error, result)
-            VALUES (%(router)s, %(profile)s, 'pending', %(by)s, %(now)s, 0, %(max)s, %(now)s, '', '{}')
-            ON CONFLICT (router_id, profile) WHERE status = 'pending'
+            INSERT INTO network_profilecommand (router_id, kind, profile, status, requested_by, requested_at,
+                attempts, max_attempts, next_attempt_at, last_error, result)
+            VALUES (%(router)s, %(kind)s, %(profile)s, 'pending', %(by)s, %(now)s, 0, %(max)s, %(now)s, '', '{}')
+            ON CONFLICT (router_id, kind, profile) WHERE status = 'pending'
             DO UPDATE SET requested_by = EXCLUDED.requested_by, requested_at = EXCLUDED.requested_at,
                 next_attempt_at = EXCLUDED.next_attempt_at
             RETURNING id
             """,
             {
                 "router": router.pk,
+                "kind": kind,
                 "profile": profile,
                 "by": requested_by[:120],
                 "now": now,
@@ -287,6 +301,16 @@ def _execute_claimed(command_id: int, sessions: router_io.Sessions | None) -> st
     error = ""
     if not _pushable(router, sessions_only=True):
         actions = ["router.not_driven"]  # deactivated or record only since it was queued
+    elif command.kind == RouterCommandKind.PORTAL_REDIRECT:
+        from sonjog.network.portal import portal_apply, portal_driven
+
+        if not portal_driven(router):
+            actions = ["router.not_driven"]  # RADIUS since it was queued: its NAS gets the rules by hand
+        else:
+            try:
+                actions = portal_apply(router, sessions)
+            except router_io.DriverError as failure:
+                error = str(failure)
     elif router.driver == DriverKind.MIKROTIK:
         wanted = router_profiles_wanted(router).get(command.profile)
         if wanted is None:
@@ -349,8 +373,8 @@ def _record_failure(command: ProfileCommand, started: dt.datetime, actions: list
                     next_attempt_at=now + dt.timedelta(seconds=settings.SONJOG_OUTBOX_RETRY_SECONDS),
                 )
         except IntegrityError:
-            # A newer command for the same router and profile was queued while this one ran; it reads
-            # the packages afresh, so this one steps aside.
+            # A newer command for the same router and profile (or portal) was queued while this one ran;
+            # it reads the packages (the settings) afresh, so this one steps aside.
             ProfileCommand.objects.filter(pk=command.pk).update(
                 status=OutboxStatus.DONE, attempts=attempts, last_error=f"superseded after: {error}"[:2000]
             )
@@ -414,7 +438,11 @@ def profiles_run_due(*, router: Router, profile: str, sessions: router_io.Sessio
     """Run the due commands for this profile on this router now: a subscriber about to be put into a
     profile needs the profile there first (a new package's first subscriber)."""
     due = ProfileCommand.objects.filter(
-        router=router, profile=profile, status=OutboxStatus.PENDING, next_attempt_at__lte=timezone.now()
+        router=router,
+        kind=RouterCommandKind.PROFILE,
+        profile=profile,
+        status=OutboxStatus.PENDING,
+        next_attempt_at__lte=timezone.now(),
     ).values_list("pk", flat=True)
     for command_id in list(due):
         profile_execute(command_id, sessions=sessions)

@@ -207,6 +207,41 @@ def ensure_profile(router: Router, wanted: ProfileWanted, sessions: Sessions | N
         raise DriverError(str(error)) from error
 
 
+def ensure_portal(router: Router, rules: mikrotik.PortalRules, sessions: Sessions | None = None) -> list[str]:
+    """Bring Sonjog's suspension-portal rules on a MikroTik router to ``rules`` and read them back: what
+    the router holds afterwards must be exactly that, or the attempt fails (and is retried). Returns the
+    changes made ("nat.added:redirect-http", "filter.updated:drop(dst-port)", "garden.added:<host>")."""
+
+    def run(driver: mikrotik.MikrotikDriver) -> list[str]:
+        actions = driver.portal_apply(rules)
+        left = driver.portal_differences(rules)
+        if left:
+            raise DriverError(
+                f"Router {router.address} still differs from Sonjog's portal rules after they were applied "
+                f"({', '.join(left)}); is a script or another system changing them?"
+            )
+        return actions
+
+    try:
+        if sessions is not None:
+            return run(sessions.driver(router))
+        with mikrotik.MikrotikDriver(mikrotik_config(router)) as driver:
+            return run(driver)
+    except mikrotik.RouterError as error:
+        if sessions is not None:
+            sessions.discard(router)
+        raise DriverError(str(error)) from error
+
+
+def portal_differences(router: Router, rules: mikrotik.PortalRules) -> list[str]:
+    """What bringing the router to ``rules`` would change (nothing is changed)."""
+    try:
+        with mikrotik.MikrotikDriver(mikrotik_config(router, timeout=15.0)) as driver:
+            return driver.portal_differences(rules)
+    except mikrotik.RouterError as error:
+        raise DriverError(str(error)) from error
+
+
 def change_session_rate(router: Router, username: str, rate_limit: str) -> list[str]:
     """Give one RADIUS subscriber's live session a new rate: a CoA-Request with Mikrotik-Rate-Limit
     where the NAS takes it, else (or when it refuses) a Disconnect-Request, so the session re-authorises

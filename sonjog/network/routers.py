@@ -3,12 +3,15 @@ changed (credentials only as "replaced", never their values), with typed errors.
 
 A router that Sonjog drives gets every package profile it must hold queued in the same transaction
 (`profiles.router_profiles_push`) when it is created, reactivated, pointed at another device or
-taken out of record-only mode. Deactivating a router hands its waiting subscriber commands to whatever
-router now serves those subscribers. `sonjog.network.services` re-exports these functions.
+taken out of record-only mode; its suspension-portal rules (`portal.portal_redirect_sync`) likewise, and
+whenever the portal settings, the suspended list or profile, or the suspend mode change. Deactivating
+a router hands its waiting subscriber commands to whatever router now serves those subscribers.
+`sonjog.network.services` re-exports these functions.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +25,7 @@ from sonjog.customers.models import Zone
 from sonjog.network.enforcement import outbox_enqueue_many
 from sonjog.network.exceptions import RouterInvalid, RouterNameTaken
 from sonjog.network.models import DriverKind, OutboxCommand, OutboxStatus, Router, SuspendMode
+from sonjog.network.portal import portal_redirect_sync, walled_garden_entries
 from sonjog.network.profiles import router_profiles_push
 from sonjog.operators.models import Operator
 
@@ -39,6 +43,9 @@ ROUTER_FIELDS = (
     "suspend_mode",
     "suspended_profile",
     "suspended_address_list",
+    "portal_address",
+    "portal_port",
+    "walled_garden",
 )
 CREDENTIALS = ("password", "radius_secret")
 # A change of any of these means the profiles must be (re)checked on the router Sonjog now talks to.
@@ -46,6 +53,8 @@ _REPUSH_FIELDS = frozenset(
     {"address", "driver", "api_port", "use_tls", "username", "password", "record_only", "suspend_mode"}
     | {"suspended_profile", "suspended_address_list"}
 )
+# A change of any of these (or of the device Sonjog talks to) means the portal rules must be re-checked.
+_PORTAL_FIELDS = _REPUSH_FIELDS | {"portal_address", "portal_port", "walled_garden"}
 
 
 def _max_length(name: str) -> int:
@@ -74,7 +83,14 @@ def _checked(fields: dict[str, Any]) -> dict[str, Any]:
         raise RouterInvalid(
             f"unknown suspend mode '{checked['suspend_mode']}'; use one of {', '.join(SuspendMode.values)}"
         )
-    for port in ("api_port", "coa_port"):
+    if "portal_address" in checked:
+        checked["portal_address"] = _portal_address(checked["portal_address"])
+    if "walled_garden" in checked:
+        try:
+            checked["walled_garden"] = "\n".join(walled_garden_entries(str(checked["walled_garden"] or "")))
+        except ValueError as error:
+            raise RouterInvalid(str(error)) from None
+    for port in ("api_port", "coa_port", "portal_port"):
         if port in checked and not (isinstance(checked[port], int) and 1 <= checked[port] <= 65535):
             raise RouterInvalid(f"the {port.replace('_', ' ')} must be a number from 1 to 65535")
     for text in ("username", "suspended_profile", "suspended_address_list"):
@@ -86,6 +102,20 @@ def _checked(fields: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
+def _portal_address(value: Any) -> str | None:
+    """The portal's IPv4 address, or None (no portal) for nothing given."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise RouterInvalid(f"the portal address must be an IPv4 address, not '{text[:60]}'") from None
+    if address.is_unspecified or address.is_multicast or address.is_loopback:
+        raise RouterInvalid(f"{address} cannot be the portal's address: give the portal server's IPv4 address")
+    return str(address)
+
+
 def _check_whole(router: Router) -> None:
     """Rules on the fields together, once they are all known."""
     if router.driver == DriverKind.MIKROTIK and not router.username:
@@ -94,6 +124,8 @@ def _check_whole(router: Router) -> None:
         raise RouterInvalid("the suspended-profile mode needs the name of the suspended profile")
     if router.suspend_mode == SuspendMode.ADDRESS_LIST and not router.suspended_address_list:
         raise RouterInvalid("the address-list mode needs the name of the suspended address list")
+    if router.portal_address and not router.suspended_address_list:
+        raise RouterInvalid("the suspension portal needs the name of the suspended address list")
 
 
 def _checked_zones(operator: Operator, zones: Iterable[Zone]) -> list[Zone]:
@@ -134,6 +166,9 @@ def router_create(
     suspend_mode: str = SuspendMode.DISABLE,
     suspended_profile: str = "suspended",
     suspended_address_list: str = "suspended",
+    portal_address: str | None = None,
+    portal_port: int = 80,
+    walled_garden: str = "",
     zones: Iterable[Zone] = (),
     actor: User | None = None,
 ) -> Router:
@@ -153,6 +188,9 @@ def router_create(
             "suspend_mode": suspend_mode,
             "suspended_profile": suspended_profile,
             "suspended_address_list": suspended_address_list,
+            "portal_address": portal_address,
+            "portal_port": portal_port,
+            "walled_garden": walled_garden,
         }
     )
     served = _checked_zones(operator, zones)
@@ -180,6 +218,8 @@ def router_create(
                 },
             )
             router_profiles_push(router=router, requested_by="router added")
+            if router.portal_address:
+                portal_redirect_sync(router, requested_by="router added")
     except IntegrityError:
         raise RouterNameTaken(f"a router named '{fields['name']}' already exists") from None
     return router
@@ -242,6 +282,10 @@ def router_update(
         )
         if _REPUSH_FIELDS & set(after):
             router_profiles_push(router=locked, requested_by="router changed")
+        # Turned on, changed or turned off: the command brings the rules to the settings (none without a
+        # portal address), so a router that never had a portal is not written to for its other edits.
+        if _PORTAL_FIELDS & set(after) and (locked.portal_address or "portal_address" in after):
+            portal_redirect_sync(locked, requested_by="router changed")
     return locked
 
 
@@ -269,6 +313,8 @@ def router_set_active(*, router: Router, is_active: bool, actor: User | None = N
                 drain_outbox_soon()
         else:
             router_profiles_push(router=locked, requested_by="router reactivated")
+            if locked.portal_address:
+                portal_redirect_sync(locked, requested_by="router reactivated")
         audit(
             operator=locked.operator,
             action="router.activate" if is_active else "router.deactivate",

@@ -220,6 +220,7 @@ class OperatorRole(models.Model):
             ("act_for_resellers", "Can see and work in the accounts of the operator's resellers"),
             ("act_as_reseller", "Can work in a reseller's console as its owner would, not only view it"),
             ("view_dashboard", "Can see the dashboard's business figures"),
+            ("manage_gateway_accounts", "Can add and change the operator's online payment gateway accounts"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["operator", "base_role"], name="operatorrole_one_per_base_role"),

@@ -220,6 +220,16 @@ SECTIONS: list[Section] = [
         act=("notifications.change_provideraccount", "notifications.add_smscreditentry"),
         module="messaging",
     ),
+    # Merchant accounts at bKash, Nagad and SSLCommerz hold the operator's gateway credentials: owners
+    # and managers (every permission, "*"), and whoever an operator ticks this cell for. The online
+    # payments desk is the "payments" row's: viewing with view_payment, "check now" with add_payment.
+    Section(
+        "gateway_accounts",
+        _("Online payment gateway accounts"),
+        view=(),
+        act=("operators.manage_gateway_accounts",),
+        act_means=_("add and change bKash, Nagad and SSLCommerz accounts and their credentials"),
+    ),
     Section(
         "packages",
         _("Packages and add-ons"),

@@ -34,6 +34,8 @@ from sonjog.core.tests.hostile import hostile_text, money_snapshot
 from sonjog.customers.models import Subscriber
 from sonjog.flows.payments import payment_receive
 from sonjog.flows.subscribers import subscriber_addon_activate
+from sonjog.gateways.models import InboundRequest
+from sonjog.gateways.services import attempt_create, gateway_account_create, inbound_store
 from sonjog.network.services import router_create
 from sonjog.notifications.models import ProviderAccount
 from sonjog.notifications.services import provider_account_create, template_save
@@ -87,6 +89,27 @@ def world(tree: Tree) -> World:
     # North runs on a float (its page's forms act on it); south has none yet (the Floats page opens one).
     north_float = float_account_open(operator=tree.north.operator)
     float_topup(operator=tree.north.operator, amount=Decimal("1000.00"), method="cash")
+    # A bKash account on a closed loopback port (a "check now" fails fast), one checkout of the root's
+    # subscriber, and a request about it whose handling failed (to replay).
+    gateway_account = gateway_account_create(
+        operator=root.operator,
+        gateway="bkash",
+        name="Fuzz bKash",
+        base_url="http://127.0.0.1:9",
+        merchant_account="01700000009",
+        credentials={"username": "u", "password": "p", "app_key": "k", "app_secret": "s"},
+    )
+    attempt = attempt_create(subscriber=subscriber, account=gateway_account, amount=Decimal("100.00"), source="portal")
+    inbound = inbound_store(
+        gateway="bkash",
+        kind="return",
+        method="GET",
+        path=f"/pay/{attempt.merchant_reference}/return/",
+        params={"paymentID": "FUZZ", "status": "success"},
+        body="",
+        source_address=None,
+    )
+    InboundRequest.objects.filter(pk=inbound.pk).update(attempt=attempt, account=gateway_account, error="fuzz")
     return World(
         tree=tree,
         client=tree.login(root.staff["owner"]),
@@ -100,6 +123,9 @@ def world(tree: Tree) -> World:
             "addon": running,
             "offered_addon": offered,
             "float": north_float,
+            "gateway_account": gateway_account,
+            "attempt": attempt,
+            "inbound": inbound,
             "router": router_create(operator=root.operator, name="Fuzz router", address="127.0.0.1", api_port=9),
         },
     )
@@ -565,6 +591,61 @@ FORMS: list[FormPost] = [
             "settings-credit_back": "full",
         },
     ),
+    FormPost(
+        "gateway_account_create",
+        lambda w: reverse("console:gateway_account_create"),
+        lambda w: {
+            "gateway": "bkash",
+            "operator": str(w.tree.root.operator.pk),
+            "name": "Fuzz bKash 2",
+            "mode": "sandbox",
+            "base_url": "http://127.0.0.1:9",
+            "merchant_account": "01700000010",
+            "fee_rate": "1.5",
+            "fee_mode": "absorbed",
+            "credential_username": "u",
+            "credential_password": "p",
+            "credential_app_key": "k",
+            "credential_app_secret": "s",
+        },
+    ),
+    # A gateway account's page: its edit form (blank credentials keep the stored ones) and the switch.
+    FormPost(
+        "gateway_account",
+        lambda w: reverse("console:gateway_account", args=[w.rows["gateway_account"].pk]),
+        lambda w: {
+            "gateway": "bkash",
+            "action": "save",
+            "name": "Fuzz bKash",
+            "mode": "sandbox",
+            "base_url": "http://127.0.0.1:9",
+            "merchant_account": "01700000009",
+            "fee_rate": "1.5",
+            "fee_mode": "passed_on",
+            "active": "on",
+            "credential_username": "",
+            "credential_password": "",
+            "credential_app_key": "",
+            "credential_app_secret": "",
+        },
+    ),
+    FormPost(
+        "gateway_account.active",
+        lambda w: reverse("console:gateway_account", args=[w.rows["gateway_account"].pk]),
+        lambda w: {"action": "active", "active": "0"},
+    ),
+    # The online payment's page: "check now" (the gateway on the closed port does not answer) and
+    # "replay" of its stored request.
+    FormPost(
+        "online_payment",
+        lambda w: reverse("console:online_payment", args=[w.rows["attempt"].pk]),
+        lambda w: {"action": "check"},
+    ),
+    FormPost(
+        "online_payment.replay",
+        lambda w: reverse("console:online_payment", args=[w.rows["attempt"].pk]),
+        lambda w: {"action": "replay", "inbound": str(w.rows["inbound"].pk)},
+    ),
 ]
 FORMS_BY_NAME = {form.name: form for form in FORMS}
 # Buttons that post nothing but the row in their URL (and perhaps `next`, which safe_next checks), and
@@ -613,6 +694,10 @@ QUERY_PARAMETERS = [
     "role",
     "open",
     "receipt",
+    "state",
+    "gateway",
+    "created_from",
+    "created_to",
 ]
 # An event stream never ends; it reads no parameters.
 ENDLESS = {"dashboard_stream"}
@@ -656,6 +741,8 @@ PAGE_URLS: dict[str, Callable[[World], str]] = {
     "messaging_account_edit": lambda w: reverse("console:messaging_account_edit", args=[w.rows["account"].pk]),
     "role_edit": lambda w: reverse("console:role_edit", args=[w.tree.north.operator.pk]),
     "float": lambda w: reverse("console:float", args=[w.rows["float"].pk]),
+    "gateway_account": lambda w: reverse("console:gateway_account", args=[w.rows["gateway_account"].pk]),
+    "online_payment": lambda w: reverse("console:online_payment", args=[w.rows["attempt"].pk]),
 }
 
 

@@ -31,6 +31,7 @@ from sonjog.console.access import Scope, console_view, enter_console, scope_of
 from sonjog.console.landing import landing_url
 from sonjog.console.views.common import page, today_for
 from sonjog.core.money import ZERO
+from sonjog.gateways.selectors import ATTENTION, seen_not_applied_count
 from sonjog.operators.models import BillingMode
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,11 @@ def _link(request: HttpRequest, permission: str, name: str, **params: Any) -> st
 
 
 def build_cards(
-    request: HttpRequest, board: selectors.Dashboard, currency: str, addon_revenue: Decimal | None = None
+    request: HttpRequest,
+    board: selectors.Dashboard,
+    currency: str,
+    addon_revenue: Decimal | None = None,
+    gateway_unapplied: int | None = None,
 ) -> list[Card]:
     totals, current = board.totals, board.current
     number = formatting.number
@@ -208,6 +213,17 @@ def build_cards(
             "ok",
         ),
     ]
+    if gateway_unapplied is not None:
+        cards.append(
+            Card(
+                "gateway_unapplied",
+                _("Seen by the gateway, not applied"),
+                number(gateway_unapplied),
+                _("online payments in review, escalated or unknown"),
+                _link(request, "billing.view_payment", "online_payments", state=ATTENTION),
+                "bad" if gateway_unapplied else "ok",
+            )
+        )
     if addon_revenue is not None:
         cards.append(
             Card(
@@ -240,7 +256,8 @@ def _live_context(request: HttpRequest, scope: Scope) -> dict[str, Any]:
     addon_revenue = addon_revenue_by_period(scope.operator_ids, month, month).get(month, ZERO)
     return {
         "board": board,
-        "cards": build_cards(request, board, currency, addon_revenue),
+        # Online payments the gateway saw that are not on the ledger: should be 0 (one count query).
+        "cards": build_cards(request, board, currency, addon_revenue, seen_not_applied_count(scope.operator_ids)),
         "currency": currency,
         "refreshed_at": timezone.now(),
         # A reseller's own console (or a parent acting as it): its float at the parent.

@@ -144,6 +144,14 @@ REFUSED: dict[str, list[list[str]]] = {
     "network_diff": [["--router", "\x00"], ["--router", LONG]],
     "network_reconcile": [["--router", "\x00"], ["--router", LONG]],
     "router_test": [["\x00"], [LONG], []],
+    "portal_redirect": [
+        ["--router", "\x00"],
+        ["--router", LONG],
+        ["--router", "nowhere"],
+        ["--router", "nowhere", "--check"],
+        ["--check", "extra"],
+        ["--no-such-option"],
+    ],
     "router_add": [
         [],
         ["\x00", "--operator", "nowhere", "--address", "127.0.0.1"],

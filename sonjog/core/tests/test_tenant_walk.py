@@ -91,6 +91,8 @@ from sonjog.customers.models import Pop, ScheduledChange, Subscriber, Zone
 from sonjog.customers.scheduling import scheduled_change_add
 from sonjog.flows.payments import payment_receive
 from sonjog.flows.subscribers import subscriber_create
+from sonjog.gateways.models import GatewayAccount, InboundRequest, PaymentAttempt
+from sonjog.gateways.services import attempt_create, gateway_account_create, inbound_store
 from sonjog.network.models import (
     FupState,
     NetworkAlert,
@@ -188,6 +190,10 @@ ID_KINDS: dict[str, type[models.Model]] = {
     "change_id": ScheduledChange,
     "backup_id": RouterBackup,
     "float_id": FloatAccount,
+    # Online payments: a gateway account (not `account_id`, which names an SMS provider account) and a
+    # checkout attempt.
+    "gateway_account_id": GatewayAccount,
+    "attempt_id": PaymentAttempt,
 }
 if (_addon := _model("catalog.AddOn")) is not None:  # add-ons are new; the walk takes them when they exist
     ID_KINDS["addon_id"] = _addon
@@ -393,6 +399,42 @@ def _enrich(branch: Branch, tag: str) -> Tenant:
         actor=owner,
     )
 
+    # Online payments: a bKash account, a checkout parked for review, and a request about it whose
+    # handling failed (the desk offers to replay it).
+    gateway_account = gateway_account_create(
+        operator=operator,
+        gateway="bkash",
+        name=f"VICTIM-{tag}-GATEWAY",
+        base_url="http://127.0.0.1:9",
+        merchant_account=f"VICTIM-{tag}-MERCHANT",
+        credentials={
+            "username": f"victim-{tag.lower()}-bkash-user",
+            "password": f"victim-{tag.lower()}-bkash-secret",
+            "app_key": f"victim-{tag.lower()}-app-key",
+            "app_secret": f"victim-{tag.lower()}-app-secret",
+        },
+        actor=owner,
+    )
+    attempt = attempt_create(subscriber=first, account=gateway_account, amount=Decimal("275.00"), source="portal")
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(
+        state="review",
+        review_reason=f"VICTIM-{tag}-REVIEW",
+        last_error=f"VICTIM-{tag}-GATEWAY-ERROR",
+        transaction_id=f"VICTIM{tag}TRX",
+    )
+    inbound = inbound_store(
+        gateway="bkash",
+        kind="return",
+        method="GET",
+        path=f"/pay/{attempt.merchant_reference}/return/",
+        params={"paymentID": f"VICTIM{tag}PAYMENT", "status": "success"},
+        body="",
+        source_address="127.0.0.1",
+    )
+    InboundRequest.objects.filter(pk=inbound.pk).update(
+        attempt=attempt, account=gateway_account, outcome="error", error=f"VICTIM-{tag}-INBOUND-ERROR"
+    )
+
     # Automation and the console's own rows.
     operator_schedule_set(operator=operator, generation_day=3, actor=owner)
     rule = reminder_rule_create(
@@ -545,6 +587,9 @@ MARKED_TEXT: dict[type[models.Model], tuple[str, ...]] = {
     SmsCreditEntry: ("note",),
     # A float (FloatAccount) carries no text of its own: its entries do.
     FloatEntry: ("memo", "reference"),
+    GatewayAccount: ("name", "merchant_account"),
+    PaymentAttempt: ("review_reason", "last_error", "transaction_id"),
+    InboundRequest: ("error",),
     User: ("username", "email"),
 }
 
@@ -810,6 +855,13 @@ def _bindings(route: Route, tenant: Tenant, attacker: Tenant, unknown: set[str])
     if given == {"dataset", "fmt"}:
         # Every export, as CSV (the query string picks the operator: the walk's query sweep sends ids).
         return [Binding({"dataset": dataset, "fmt": "csv"}, False) for dataset in export_datasets]
+    if given == {"gateway"}:
+        # The gateways' notification endpoints: every gateway, and one that is not.
+        return [Binding({"gateway": gateway}, False) for gateway in ("bkash", "nagad", "sslcommerz", "paypal")]
+    if given == {"reference"}:
+        # A payment's merchant reference is the capability its payer and gateway hold (72 random bits,
+        # never listed to anyone else): the walk can only guess one, which must find nothing.
+        return [Binding({"reference": "SJ" + "0" * 18}, False)]
     if given == {"name"}:
         # Job names are the installation's, not a tenant's: two of them (the first bills every operator).
         return [Binding({"name": job}, False) for job in list(JOBS)[:2]]

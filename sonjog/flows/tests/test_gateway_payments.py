@@ -182,3 +182,90 @@ def test_an_attempt_nobody_comes_back_to_is_escalated_after_48_hours(bkash):
         attempts_recheck()
     attempt.refresh_from_db()
     assert attempt.state == AttemptState.ESCALATED
+
+
+def _nagad_keys() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+def test_nagad_a_paid_checkout_confirmed_by_the_return_and_by_the_recheck_records_one_payment(bkash):
+    import urllib.parse
+
+    from sonjog.gateways.emulator.nagad import NagadEmulator
+
+    nagad = NagadEmulator().start()
+    try:
+        private, public = _nagad_keys()
+        nagad.add_merchant("683002007104225", public)
+        shop = Shop(bkash)
+        shop.account = gateway_account_create(
+            operator=shop.operator,
+            gateway="nagad",
+            name="Nagad",
+            base_url=nagad.url,
+            merchant_account="683002007104225",
+            credentials={
+                "merchant_id": "683002007104225",
+                "merchant_private_key": private,
+                "gateway_public_key": nagad.public_key_pem,
+            },
+        )
+        subscriber = shop.suspended()
+        attempt = shop.checkout(subscriber)
+        assert attempt.state == AttemptState.PENDING, attempt.last_error
+        callback = nagad.pay(attempt.gateway_payment_id)
+        params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))
+        assert attempt_confirm(attempt_id=attempt.pk, params=params, via="return").state == AttemptState.APPLIED
+        assert attempt_confirm(attempt_id=attempt.pk, via="recheck").state == AttemptState.APPLIED
+        payment = Payment.objects.get(subscriber=subscriber)
+        assert payment.method == "nagad" and payment.amount == attempt.amount
+        subscriber.refresh_from_db()
+        assert subscriber.service_intent == ServiceIntent.ACTIVE
+    finally:
+        nagad.stop()
+
+
+def test_sslcommerz_the_return_and_two_ipns_record_one_payment_and_a_risky_one_is_parked(bkash):
+    from sonjog.gateways.emulator.sslcommerz import SslcommerzEmulator
+
+    ssl = SslcommerzEmulator(stores={"sonjo01": "sonjo01@ssl"}).start()
+    try:
+        shop = Shop(bkash)
+        shop.account = gateway_account_create(
+            operator=shop.operator,
+            gateway="sslcommerz",
+            name="SSLCommerz",
+            base_url=ssl.url,
+            merchant_account="sonjo01",
+            credentials={"store_id": "sonjo01", "store_password": "sonjo01@ssl"},
+        )
+        subscriber = shop.suspended()
+        attempt = shop.checkout(subscriber)
+        assert attempt.state == AttemptState.PENDING, attempt.last_error
+        params = ssl.pay(attempt.gateway_payment_id)
+        for via in ("return", "ipn", "ipn"):
+            assert attempt_confirm(attempt_id=attempt.pk, params=params, via=via).state == AttemptState.APPLIED
+        assert Payment.objects.filter(subscriber=subscriber).count() == 1
+        assert Payment.objects.get(subscriber=subscriber).method == "card"
+
+        other = shop.suspended()
+        risky = shop.checkout(other)
+        ssl.risky(risky.merchant_reference)
+        params = ssl.pay(risky.gateway_payment_id)
+        parked = attempt_confirm(attempt_id=risky.pk, params=params, via="return")
+        assert parked.state == AttemptState.REVIEW and "risk" in parked.review_reason
+        assert not Payment.objects.filter(subscriber=other).exists()
+    finally:
+        ssl.stop()

@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -133,7 +133,7 @@ class EmulatorServer:
         assert self._server is not None, "start() the emulator first"
         return f"http://{ALLOWED_HOST}:{self._server.server_address[1]}"
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> Self:
         emulator = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -189,7 +189,7 @@ class EmulatorServer:
         for thread in self._threads:
             thread.join(timeout=5)
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -15,8 +15,10 @@ from django.db import transaction
 
 from sonjog.core.cli import SonjogCommand, host_arg, int_arg
 from sonjog.demo.floats import demo_floats_ensure
+from sonjog.demo.gateways import BKASH_PORT, NAGAD_PORT, SSLCOMMERZ_PORT, demo_gateways_start
 from sonjog.demo.messaging import demo_gateway_start, demo_messaging_ensure
 from sonjog.demo.network import demo_emulators_start, demo_routers_ensure
+from sonjog.gateways.emulator.bkash import PAYER_PIN
 from sonjog.network.reconcile import network_reconcile
 from sonjog.operators.models import Operator, StaffRole
 from sonjog.operators.services import staff_create
@@ -67,6 +69,10 @@ class Command(SonjogCommand):
         emulators = demo_emulators_start(routers)
         demo_messaging_ensure(root)
         sms_gateway = demo_gateway_start()
+        url = f"http://{options['host']}:{options['port']}/"
+        # bKash's emulator signs its webhooks with a certificate it serves on 127.0.0.1.
+        os.environ.setdefault("SONJOG_GATEWAY_CERT_HOSTS", "127.0.0.1")
+        payment_gateways = demo_gateways_start(root, url)
         for router in routers:
             report = network_reconcile(router)[router.name]
             self.stdout.write(
@@ -74,7 +80,11 @@ class Command(SonjogCommand):
                 f"{report.checked} subscribers, {report.online} online"
             )
         self.stdout.write(f"SMS go to a local gateway on {sms_gateway.url} that accepts every message")
-        url = f"http://{options['host']}:{options['port']}/"
+        self.stdout.write(
+            "Online payments go to local bKash, Nagad and SSLCommerz emulators on 127.0.0.1:"
+            f"{BKASH_PORT}/{NAGAD_PORT}/{SSLCOMMERZ_PORT} (bKash PIN {PAYER_PIN}, Nagad PIN 1234); "
+            f"subscribers pay at {url}my/ and, when suspended, at {url}suspended/"
+        )
         self.stdout.write(self.style.SUCCESS(f"\nSonjog is running at {url}"))
         self.stdout.write(f"Sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}  (Ctrl+C stops everything)\n")
         sonjog = [sys.executable, "-m", "sonjog.cli"]
@@ -119,6 +129,7 @@ class Command(SonjogCommand):
             for emulator in emulators:
                 emulator.stop()
             sms_gateway.stop()
+            payment_gateways.stop()
 
     def _keep_worker_running(self, command: list[str], children: dict[str, subprocess.Popen[bytes]]) -> None:
         """Serve until the web server ends, starting the worker again whenever it dies (after 1 s,

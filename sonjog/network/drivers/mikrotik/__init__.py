@@ -16,7 +16,8 @@ The parts, one responsibility each: ``types`` (the values in and out), ``errors`
 ``RouterError`` family and trap translation), ``values`` (how RouterOS spells values),
 ``connection`` (connect, TLS, login, raw commands), ``secrets``, ``profiles``, ``sessions``
 (active sessions, kicks, the reconciler's bulk read), ``address_lists``, ``export``, ``apply``
-(one subscriber to its desired state) and ``driver`` (``MikrotikDriver`` composed of them).
+(one subscriber to its desired state), ``portal`` (the suspension-portal redirect rules) and
+``driver`` (``MikrotikDriver`` composed of them).
 """
 
 from sonjog.network.drivers.mikrotik.driver import MikrotikDriver, test_connection
@@ -30,6 +31,7 @@ from sonjog.network.drivers.mikrotik.errors import (
     RouterTLSError,
     RouterUnreachable,
 )
+from sonjog.network.drivers.mikrotik.portal import PORTAL_TAG, WALLED_GARDEN_LIST, PortalRules
 from sonjog.network.drivers.mikrotik.types import (
     DEFAULT_API_PORT,
     DEFAULT_API_SSL_PORT,
@@ -46,11 +48,14 @@ from sonjog.network.drivers.mikrotik.types import (
 __all__ = [
     "DEFAULT_API_PORT",
     "DEFAULT_API_SSL_PORT",
+    "PORTAL_TAG",
+    "WALLED_GARDEN_LIST",
     "ApplyResult",
     "ConnectionTestResult",
     "DesiredSecret",
     "MikrotikDriver",
     "Observation",
+    "PortalRules",
     "RouterCommandError",
     "RouterConfig",
     "RouterConnectionLost",

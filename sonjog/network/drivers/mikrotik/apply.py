@@ -136,12 +136,19 @@ class ApplyMixin(SecretsMixin, SessionsMixin, AddressListsMixin):
             actions.append("addon_list.added")
 
     def _clear_suspension(self, list_name: str, name: str, addresses: set[str], keep: set[str]) -> int:
-        """Drop this subscriber's entries from the suspended list, except the ones at ``keep``."""
+        """Drop this subscriber's entries from the suspended list, except the ones at ``keep``. A dynamic
+        entry without a timeout is a live session's, put there by its profile's address list (the
+        suspended profile) or a RADIUS reply: it is the router's, and goes with the session (a kick)."""
         tag = list_tag(name)
+        rows = self._print(
+            "/ip/firewall/address-list", f"?=list={list_name}", proplist=".id,address,comment,dynamic,timeout"
+        )
         ids = [
             row[".id"]
-            for row in self._print("/ip/firewall/address-list", f"?=list={list_name}", proplist=".id,address,comment")
-            if (row.get("comment") == tag or row.get("address") in addresses) and row.get("address") not in keep
+            for row in rows
+            if (row.get("comment") == tag or row.get("address") in addresses)
+            and row.get("address") not in keep
+            and not (ros_bool(row.get("dynamic")) and not row.get("timeout"))
         ]
         return self._remove_ids("/ip/firewall/address-list", ids)
 

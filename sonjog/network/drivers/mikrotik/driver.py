@@ -1,6 +1,6 @@
 """``MikrotikDriver``, composed of the driver's parts (connection, secrets, profiles, sessions,
-address lists, export, applying a subscriber), and the settings page's ``test_connection``, which
-reports problems instead of raising."""
+address lists, export, applying a subscriber, the suspension-portal rules), and the settings page's
+``test_connection``, which reports problems instead of raising."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import time
 from sonjog.network.drivers.mikrotik.apply import ApplyMixin
 from sonjog.network.drivers.mikrotik.errors import RouterError
 from sonjog.network.drivers.mikrotik.export import ExportMixin
+from sonjog.network.drivers.mikrotik.portal import PortalMixin
 from sonjog.network.drivers.mikrotik.profiles import ProfilesMixin
 from sonjog.network.drivers.mikrotik.types import ConnectionTestResult, RouterConfig
 
 
-class MikrotikDriver(ApplyMixin, ProfilesMixin, ExportMixin):
+class MikrotikDriver(ApplyMixin, ProfilesMixin, ExportMixin, PortalMixin):
     """One API session to one RouterOS device.
 
     Use it as a context manager. A call made after the connection broke opens a new one, so a

@@ -70,7 +70,9 @@ class Command(SonjogCommand):
             {
                 "id": c.pk,
                 "router": c.router.name,
-                "profile": c.profile,
+                "kind": c.kind,
+                # A portal command names no profile; the listing names its kind there instead.
+                "profile": c.profile or c.kind,
                 "status": c.status,
                 "requested_by": c.requested_by,
                 "requested_at": c.requested_at,

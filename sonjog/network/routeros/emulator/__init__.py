@@ -19,7 +19,8 @@ The modules, each importing only those above it in this list:
 * ``values`` -- ids, booleans, durations, timestamps, export quoting, address/rate validators;
 * ``command``, ``query``, ``state`` -- a parsed sentence and its result, query evaluation, the tables;
 * ``persistence`` -- the JSON state file;
-* ``menus`` -- the generic list menu and the ``/ppp``, ``/ip firewall``, ``/file``, ``/system`` menus;
+* ``menus`` -- the generic list menu and the ``/ppp``, ``/ip firewall`` (address lists, filter, nat),
+  ``/file``, ``/system`` menus;
 * ``router`` -- the device: menus wired to the state, command resolution, ``/export``;
 * ``device``, ``faults`` -- in-process access to the device; the reply fault switches;
 * ``connection`` -- listeners and per-client connections (login, replies, ``.tag``);
@@ -49,7 +50,9 @@ from sonjog.network.routeros.emulator.menus import (
     ActiveMenu,
     AddressListMenu,
     FileMenu,
+    FilterMenu,
     IdentityMenu,
+    NatMenu,
     ProfileMenu,
     ResourceMenu,
     SecretMenu,
@@ -87,8 +90,10 @@ __all__ = [
     "ApiTrap",
     "Command",
     "FileMenu",
+    "FilterMenu",
     "IdentityMenu",
     "LoggedCommand",
+    "NatMenu",
     "ProfileMenu",
     "ResourceMenu",
     "Result",

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from sonjog.network.routeros.emulator.command import Command, Result
 from sonjog.network.routeros.emulator.errors import ApiTrap
-from sonjog.network.routeros.emulator.menus import SecretMenu, TableMenu
+from sonjog.network.routeros.emulator.menus import AddressListMenu, SecretMenu, TableMenu
 from sonjog.network.routeros.emulator.router import Router
 from sonjog.network.routeros.emulator.state import RouterState, Row
 from sonjog.network.routeros.emulator.values import validate_ipv4
@@ -74,6 +74,14 @@ class DeviceAccess:
     def files(self) -> list[Row]:
         return self.rows("file")
 
+    def filter_rules(self) -> list[Row]:
+        """``/ip firewall filter`` in rule order."""
+        return self.rows("ip/firewall/filter")
+
+    def nat_rules(self) -> list[Row]:
+        """``/ip firewall nat`` in rule order."""
+        return self.rows("ip/firewall/nat")
+
     def secret(self, name: str) -> Row | None:
         return next((row for row in self.secrets() if row["name"] == name), None)
 
@@ -118,14 +126,19 @@ class DeviceAccess:
         uptime: float = 0.0,
         encoding: str = "",
         radius: bool = False,
+        address_lists: Sequence[str] | None = None,
     ) -> str:
         """Pretend a subscriber dialled in; returns the session's ``.id``.
 
         Nothing checks the secret exists or is enabled, on purpose: a RADIUS-authenticated or
-        already-established session need not match the local secrets.
+        already-established session need not match the local secrets. As on RouterOS, the session's
+        address goes on the address lists its profile names (``address-list``; a RADIUS reply's
+        ``Mikrotik-Address-List`` is given as ``address_lists``), as dynamic entries that go with it.
         """
         address = validate_ipv4("address", address)
         with self.lock:
+            if address_lists is None:
+                address_lists = self._profile_address_lists(name) if not radius else ()
             table = self.state.table("ppp/active")
             self.state.session_counter += 1
             row: Row = {
@@ -142,7 +155,21 @@ class DeviceAccess:
                 "_started": repr(time.monotonic() - uptime),
             }
             table.rows.append(row)
+            entries = self.router.menus["ip/firewall/address-list"]
+            assert isinstance(entries, AddressListMenu)
+            for list_name in address_lists:
+                entries.add_session_entry(list_name, address, row[".id"])
             return row[".id"]
+
+    def _profile_address_lists(self, name: str) -> list[str]:
+        secret = next((row for row in self.state.table("ppp/secret").rows if row.get("name") == name), None)
+        if secret is None:
+            return []
+        profile = next(
+            (row for row in self.state.table("ppp/profile").rows if row.get("name") == secret.get("profile")), None
+        )
+        value = (profile or {}).get("address-list", "")
+        return [part.strip() for part in value.split(",") if part.strip()]
 
     def remove_active_session(self, name_or_id: str) -> bool:
         """The subscriber hung up (not a kick: nothing is logged as an API command)."""

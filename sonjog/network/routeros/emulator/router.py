@@ -17,8 +17,10 @@ from sonjog.network.routeros.emulator.menus import (
     ActiveMenu,
     AddressListMenu,
     FileMenu,
+    FilterMenu,
     IdentityMenu,
     Menu,
+    NatMenu,
     ProfileMenu,
     ResourceMenu,
     SecretMenu,
@@ -31,10 +33,19 @@ from sonjog.network.routeros.emulator.values import format_duration, format_time
 DEFAULT_VERSION: Final = "7.16.2 (stable)"
 
 # Sections in the order a RouterOS export lists them.
-_EXPORT_ORDER: Final = ("ppp/profile", "ip/firewall/address-list", "ppp/secret", "system/identity")
+_EXPORT_ORDER: Final = (
+    "ppp/profile",
+    "ip/firewall/address-list",
+    "ip/firewall/filter",
+    "ip/firewall/nat",
+    "ppp/secret",
+    "system/identity",
+)
 _EXPORT_SECTIONS: Final = {
     "ppp/profile": "/ppp profile",
     "ip/firewall/address-list": "/ip firewall address-list",
+    "ip/firewall/filter": "/ip firewall filter",
+    "ip/firewall/nat": "/ip firewall nat",
     "ppp/secret": "/ppp secret",
     "system/identity": "/system identity",
 }
@@ -62,6 +73,8 @@ class Router:
             ProfileMenu,
             ActiveMenu,
             AddressListMenu,
+            FilterMenu,
+            NatMenu,
             FileMenu,
             ResourceMenu,
             IdentityMenu,
@@ -83,6 +96,8 @@ class Router:
             "ppp/profile": Table(next_id=1, rows=ProfileMenu.builtin_rows()),
             "ppp/active": Table(),
             "ip/firewall/address-list": Table(),
+            "ip/firewall/filter": Table(),
+            "ip/firewall/nat": Table(),
             "file": Table(),
         }
         return RouterState(tables=tables, identity=identity)

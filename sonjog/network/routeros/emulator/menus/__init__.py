@@ -7,7 +7,7 @@ the menus themselves. Nothing here imports the router: menus see it as a
 
 from sonjog.network.routeros.emulator.menus.base import Menu, MenuHost, TableMenu, apply_proplist
 from sonjog.network.routeros.emulator.menus.files import FileMenu
-from sonjog.network.routeros.emulator.menus.firewall import AddressListMenu
+from sonjog.network.routeros.emulator.menus.firewall import AddressListMenu, FilterMenu, FirewallRuleMenu, NatMenu
 from sonjog.network.routeros.emulator.menus.ppp import ActiveMenu, ProfileMenu, SecretMenu
 from sonjog.network.routeros.emulator.menus.system import IdentityMenu, ResourceMenu
 
@@ -15,9 +15,12 @@ __all__ = [
     "ActiveMenu",
     "AddressListMenu",
     "FileMenu",
+    "FilterMenu",
+    "FirewallRuleMenu",
     "IdentityMenu",
     "Menu",
     "MenuHost",
+    "NatMenu",
     "ProfileMenu",
     "ResourceMenu",
     "SecretMenu",
