@@ -136,8 +136,16 @@ _JOB_LIST = [
         "* * * * *",
         "Asks bKash, Nagad or SSLCommerz about each online payment still open when its next check is due "
         "(1, 5, 15 and 60 minutes after the last, then hourly; unknown after 48 hours is escalated) and "
-        "records those the gateway confirms, once.",
+        "records those the gateway confirms, once; refunds not settled yet are asked about the same way.",
         run_retention_days=30,
+    ),
+    Job(
+        "automation.online_settlement",
+        "Online payments settlement check",
+        "30 20 * * *",
+        "For every active gateway account, compares the gateway's paid transactions of the day before (the "
+        "operator's calendar) with the payments applied that day, both ways; an open payment the gateway "
+        "has as paid is confirmed first. What is still missing shows on the Settlement page and the dashboard.",
     ),
     Job(
         "automation.due_reminders",

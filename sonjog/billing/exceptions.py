@@ -48,3 +48,19 @@ class InvalidDate(BillingError):
 class CreditExceedsBill(InvalidAmount):
     """A credit of a bill (or of some of its lines) beyond what is left to credit on it; the database
     refuses it too, whoever writes it (ADR 0010)."""
+
+
+class HandoverError(BillingError):
+    """A collector's cash hand-over cannot be decided as asked (issue 15)."""
+
+
+class HandoverDecided(HandoverError):
+    """The hand-over is approved already (or disputed already, for a second dispute)."""
+
+
+class HandoverChanged(HandoverError):
+    """The hand-over's payments add up to another amount than the manager saw: look again."""
+
+
+class HandoverOwnCash(HandoverError):
+    """Nobody approves or disputes the hand-over of their own cash."""

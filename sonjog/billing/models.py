@@ -679,3 +679,83 @@ class FloatEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} on float {self.account_id}"
+
+
+class CashHandover(models.Model):
+    """A collector's hand-over of one operator-local day's cash to the operator (issue 15), where the
+    operator asks for it (`Operator.collection_approval`). The subscribers' payments are recorded when
+    the collector takes the money and never wait for it; what waits is the cash in the collector's
+    hands. Each cash payment the collector takes joins the day's open hand-over (`CashHandoverPayment`)
+    and a manager approves it with the amount counted, or disputes it with a note. `expected` is the
+    sum of its standing payments, fixed when it is decided (the database checks it on approval); a
+    shortfall is `expected - counted`, recorded beside the payments, which are never changed.
+
+    One open (pending or disputed) hand-over per operator, collector and day; cash dated into a day
+    whose hand-over is approved already opens a second one for that day."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Awaiting hand-over")
+        DISPUTED = "disputed", _("Disputed")
+        APPROVED = "approved", _("Handed over")
+
+    operator = models.ForeignKey("operators.Operator", on_delete=models.PROTECT, related_name="+")
+    collector = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField(_("day"))
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
+    expected = MoneyField(_("expected"), null=True, blank=True)
+    counted = MoneyField(_("counted"), null=True, blank=True)
+    # Negative when more was counted than the payments add up to.
+    shortfall = models.GeneratedField(
+        expression=F("expected") - F("counted"), output_field=MoneyField(), db_persist=True, verbose_name=_("shortfall")
+    )
+    note = models.CharField(_("why it is disputed"), max_length=300, blank=True)
+    disputed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    disputed_at = models.DateTimeField(null=True, blank=True)
+    approval_note = models.CharField(_("note"), max_length=300, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day", "collector_id", "id"]
+        permissions = [("approve_cashhandover", "Can approve or dispute collectors' cash hand-overs")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["operator", "collector", "day"],
+                condition=Q(state__in=["pending", "disputed"]),
+                name="cashhandover_one_open_per_collector_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="pending", expected__isnull=True, counted__isnull=True, approved_at__isnull=True)
+                | Q(state="disputed", expected__isnull=False, disputed_at__isnull=False, approved_at__isnull=True)
+                & ~Q(note="")
+                | Q(state="approved", expected__isnull=False, counted__isnull=False, approved_at__isnull=False),
+                name="cashhandover_state_fields",
+            ),
+            models.CheckConstraint(
+                condition=(Q(expected__isnull=True) | Q(expected__gte=0))
+                & (Q(counted__isnull=True) | Q(counted__gte=0)),
+                name="cashhandover_amounts_not_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["operator", "state", "day"], name="cashhandover_operator_state")]
+
+    def __str__(self) -> str:
+        return f"hand-over of {self.collector_id} on {self.day:%Y-%m-%d} ({self.state})"
+
+
+class CashHandoverPayment(models.Model):
+    """A cash payment in a hand-over. The payment is the key, so it belongs to one hand-over at most;
+    the database lets it join only an open hand-over of its own collector and day (in the hand-over
+    operator's time zone), and never moves or removes it afterwards."""
+
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, primary_key=True, related_name="handover_link")
+    handover = models.ForeignKey(CashHandover, on_delete=models.PROTECT, related_name="links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"payment {self.payment_id} in hand-over {self.handover_id}"

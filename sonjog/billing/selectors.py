@@ -9,13 +9,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from sonjog.billing.models import (
     Allocation,
     Bill,
     BillingHold,
+    CashHandover,
     CreditLine,
     EntryKind,
     FloatAccount,
@@ -269,6 +270,91 @@ def collected(
         rows = rows.filter(collector_id=collector_id)
     total = rows.aggregate(total=Sum("amount"))["total"]
     return total if total is not None else ZERO
+
+
+# --- Handed over: how much of the cash collected is still in the collectors' hands -------------------
+#
+# Where an operator asks for it (`collection_approval`), each cash payment its collectors take joins
+# the collector's hand-over of that day (billing.services.handover). Of the money collected (the very
+# rows `collected` sums, from `payments_received`), a payment is "awaiting hand-over" while its
+# hand-over is pending, "disputed" while a manager disputes it, and "handed over" once approved; the
+# rest (other methods, owners' cash, cash taken while the setting was off) is in no hand-over.
+HANDOVER_PARTS: dict[str, str] = {
+    "awaiting": CashHandover.State.PENDING,
+    "disputed": CashHandover.State.DISPUTED,
+    "handed_over": CashHandover.State.APPROVED,
+}
+
+
+def handover_sums(amount: str = "amount") -> dict[str, Coalesce]:
+    """Aggregates over payments, one per part of HANDOVER_PARTS: what of `amount` is in hand-overs of
+    that state. Put them beside a sum of the same rows (one query, no rows multiplied: a payment is in
+    one hand-over at most)."""
+    return {
+        name: Coalesce(Sum(amount, filter=Q(handover_link__handover__state=state)), Value(ZERO))
+        for name, state in HANDOVER_PARTS.items()
+    }
+
+
+@dataclass(frozen=True)
+class HandoverSplit:
+    collected: Decimal
+    awaiting: Decimal
+    disputed: Decimal
+    handed_over: Decimal
+
+    @property
+    def outside(self) -> Decimal:
+        """Collected but in no hand-over (not cash, an owner's, or taken while approval was off)."""
+        return self.collected - self.awaiting - self.disputed - self.handed_over
+
+
+def collected_handover(
+    operator_ids: list[int], start: dt.datetime, end: dt.datetime, *, collector_id: int | None = None
+) -> HandoverSplit:
+    """Money received in [start, end) (`collected`, reversed payments left out) and how much of it is
+    awaiting hand-over, disputed and handed over."""
+    rows = payments_received(operator_ids, start, end, standing_only=True)
+    if collector_id is not None:
+        rows = rows.filter(collector_id=collector_id)
+    sums = rows.order_by().aggregate(collected=Coalesce(Sum("amount"), Value(ZERO)), **handover_sums())
+    return HandoverSplit(**sums)
+
+
+def handover_payments(handover_id: int, *, standing_only: bool = False) -> QuerySet[Payment]:
+    """The payments of one hand-over, each annotated `reversed`, newest first; with `standing_only`,
+    the reversed ones left out (what the hand-over expects)."""
+    rows = Payment.objects.filter(handover_link__handover_id=handover_id)
+    if standing_only:
+        rows = rows.filter(~_reversed())
+    return with_reversed(rows)
+
+
+def handover_standing(handover_id: int) -> Decimal:
+    """What a hand-over expects: the sum of its standing payments (the database checks the same sum
+    when it is decided)."""
+    total = handover_payments(handover_id, standing_only=True).order_by().aggregate(total=Sum("amount"))["total"]
+    return total if total is not None else ZERO
+
+
+def _standing_of_handover(value: Any) -> Subquery:
+    rows = Payment.objects.filter(handover_link__handover=OuterRef("pk")).filter(~_reversed()).order_by()
+    return Subquery(rows.values("handover_link__handover").annotate(value=value).values("value")[:1])
+
+
+def handovers(operator_ids: list[int]) -> QuerySet[CashHandover]:
+    """Hand-overs of the operators (whose collectors they are), newest day first, each annotated with
+    what its standing payments add up to now (`standing`) and how many there are (`standing_count`):
+    an open hand-over's running figure, a decided one's `expected` unless a payment was reversed since."""
+    return (
+        CashHandover.objects.filter(operator_id__in=operator_ids)
+        .annotate(
+            standing=Coalesce(_standing_of_handover(Sum("amount")), Value(ZERO)),
+            standing_count=Coalesce(_standing_of_handover(Count("pk")), Value(0)),
+        )
+        .select_related("collector", "operator", "approved_by", "disputed_by")
+        .order_by("-day", "collector__username", "pk")
+    )
 
 
 # --- Add-on revenue: what add-ons were billed for, apart from packages -----------------------------

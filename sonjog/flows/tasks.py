@@ -15,6 +15,7 @@ from sonjog.billing.models import BillingRun, Outage
 from sonjog.billing.services.outages import outage_run_failed
 from sonjog.core.jobs import releases_connection
 from sonjog.flows import enforcement
+from sonjog.flows.gateway_refunds import refunds_recheck, settlements_check_nightly
 from sonjog.flows.gateways import attempts_recheck
 from sonjog.flows.generation import due_bills_generate, scheduled_bills_generate
 from sonjog.flows.outages import outage_credit_run
@@ -78,5 +79,18 @@ def outage_credit_job(outage_id: int, operator_ids: list[int], actor_id: int | N
 @releases_connection
 @recorded("automation.online_payment_recheck")
 def online_payment_recheck(timestamp: int | None = None) -> dict[str, Any]:
-    """The online payments due a check ask their gateway again (`sonjog.flows.gateways`)."""
-    return attempts_recheck()
+    """The online payments due a check ask their gateway again (`sonjog.flows.gateways`), and so do the
+    refunds not settled yet (`sonjog.flows.gateway_refunds`)."""
+    counts: dict[str, Any] = attempts_recheck()
+    counts.update({f"refunds_{name}": count for name, count in refunds_recheck().items()})
+    return counts
+
+
+@app.periodic(cron="30 20 * * *", periodic_id="automation.online_settlement")
+@app.task(name="automation.online_settlement", queue="billing", queueing_lock="automation.online_settlement")
+@releases_connection
+@recorded("automation.online_settlement")
+def online_settlement(timestamp: int | None = None) -> dict[str, Any]:
+    """Yesterday's settlement check of every active merchant account (02:30 in Dhaka, once the
+    gateways' day is over): the gateway's paid transactions against the payments applied."""
+    return settlements_check_nightly()

@@ -1,5 +1,6 @@
 """Online payments: each operator's merchant accounts, every checkout as a `PaymentAttempt` state
-machine, the raw requests the gateways send us, and the shared token store.
+machine, the raw requests the gateways send us, the shared token store, refunds (`GatewayRefund`,
+bounded by the payment in the database) and the daily settlement checks (`SettlementCheck`).
 
 A payment reaches the ledger only through `sonjog.flows.gateways.attempt_confirm`, which locks the
 attempt, asks the gateway itself and records the money once; the database keeps one attempt per

@@ -90,6 +90,10 @@ class Operator(models.Model):
     vat_inclusive = models.BooleanField(_("prices include VAT"), default=True)
     prorate_first_period = models.BooleanField(_("prorate the first period"), default=True)
     prorate_last_period = models.BooleanField(_("prorate the last period"), default=True)
+    # Field collection's two-step approval (issue 15): the cash a collector takes joins the pending
+    # hand-over of the collector's day until a manager approves it (billing.services.handover). The
+    # subscriber's payment is recorded at once either way. It shapes no bill, so it applies at once.
+    collection_approval = models.BooleanField(_("approve collectors' cash hand-overs"), default=False)
     # Module access: the console sections this operator's staff see. Always a subset of the parent's
     # (the services narrow the whole subtree when a parent loses one), so it is the effective set.
     modules = ArrayField(

@@ -12,7 +12,7 @@ from typing import Any
 
 from sonjog.operators.models import ConsoleModule, Operator, all_modules
 
-_COLLECTION_MODELS = ("payment", "allocation", "receipt")
+_COLLECTION_MODELS = ("payment", "allocation", "receipt", "cashhandover", "cashhandoverpayment")
 _CATALOG_CUSTOMER_MODELS = ("zone", "pop")
 
 

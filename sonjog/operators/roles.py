@@ -265,6 +265,13 @@ SPECIALS: list[Special] = [
     Special("terminate", "customers.delete_subscriber", _("Terminate subscribers")),
     Special("reveal_password", "customers.reveal_pppoe_password", _("See subscribers' PPPoE passwords")),
     Special("void", "billing.void_invoice", _("Void invoices with a credit note"), module="billing"),
+    # Issue 15: where an operator approves its collectors' cash hand-overs (Operator.collection_approval).
+    Special(
+        "approve_handovers",
+        "billing.approve_cashhandover",
+        _("Approve or dispute collectors' cash hand-overs"),
+        module="collection",
+    ),
     Special("backdate", "operators.backdate_closed_period", _("Date money into a period whose books are closed")),
     Special("resellers", "operators.act_for_resellers", _("Act for resellers: see and work in their accounts")),
     Special("act_as", "operators.act_as_reseller", _("Act as a reseller: work in its console, not only view it")),

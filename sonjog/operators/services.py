@@ -100,6 +100,8 @@ OPERATOR_SETTINGS = (
     "bin_number",
     "document_address",
     "document_phone",
+    # Applies at once: it decides which later cash payments wait in a hand-over, not any bill.
+    "collection_approval",
 )
 
 

@@ -9,8 +9,9 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from sonjog.catalog.models import AddOn, Package
+from sonjog.core.formatting import money
 from sonjog.customers.signin import CODE_DIGITS
-from sonjog.portal.formatting import money, western_digits
+from sonjog.portal.formatting import western_digits
 
 
 class IdentifyForm(forms.Form):

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from sonjog.billing.selectors import subscriber_balance
 from sonjog.billing.terms import subscriber_terms
+from sonjog.core.formatting import money
 from sonjog.customers.models import ServiceIntent, Subscriber
 from sonjog.flows.gateways import checkout_start, inbound_handle, reconnection_state
 from sonjog.gateways.clients.bkash import webhook_message_valid, webhook_payment
@@ -50,7 +51,6 @@ from sonjog.gateways.services import (
 from sonjog.network.selectors import subscriber_at_address
 from sonjog.operators.models import BillingMode
 from sonjog.portal.access import portal_view, subscriber_of
-from sonjog.portal.formatting import money as portal_money
 
 
 def _params(request: HttpRequest) -> dict[str, str]:
@@ -171,7 +171,7 @@ def _pay_options(subscriber: Subscriber, owed: Decimal, start: str) -> list[tupl
     return [
         (
             _("Pay %(amount)s with %(gateway)s")
-            % {"amount": portal_money(owed, subscriber.operator.currency), "gateway": account.get_gateway_display()},
+            % {"amount": money(owed, subscriber.operator.currency), "gateway": account.get_gateway_display()},
             reverse(start, args=[account.pk]),
         )
         for account in accounts_for(subscriber.operator)

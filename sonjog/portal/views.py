@@ -28,6 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from sonjog.billing import documents
 from sonjog.billing.models import BillLine, Invoice, Payment, PaymentMethod, Receipt
 from sonjog.billing.services.receipts import receipt_show
 from sonjog.core.words import amount_in_words
@@ -37,7 +38,7 @@ from sonjog.customers.signin import portal_sign_out_everywhere, signin_code_chec
 from sonjog.flows.portal import portal_change_request, portal_code_send
 from sonjog.notifications.models import Channel, Event, MessageStatus
 from sonjog.operators.dates import operator_today
-from sonjog.portal import documents, selectors
+from sonjog.portal import selectors
 from sonjog.portal.access import (
     CHOICES_KEY,
     PENDING_KEY,
@@ -285,7 +286,7 @@ def invoice_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
         "state": selectors.bill_state(bill),
         "lines": list(bill.lines.exclude(kind=BillLine.Kind.VAT).order_by("pk")),
         "last_day": bill.period_end - dt.timedelta(days=1),
-        "vat_rate": documents.vat_rate(bill),
+        "vat_rate": documents.vat_rate_of(bill),
         "credit_note": getattr(invoice, "credit_note", None) if invoice.voided_at else None,
         "currency": bill.subscriber.operator.currency,
     }
@@ -295,7 +296,7 @@ def invoice_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
 @portal_view
 def invoice_pdf_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
     invoice = _invoice(request, invoice_id)
-    content = documents.invoice_pdf(invoice, selectors.bill_state(invoice.bill))
+    content = documents.invoice_pdf(invoice)
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice}.pdf"'
     return response

@@ -45,6 +45,7 @@ from sonjog.billing.models import (
 )
 from sonjog.billing.services.floats import float_credit_back
 from sonjog.billing.services.generation import document_numbers_reserve
+from sonjog.billing.services.handover import handover_payment_add
 from sonjog.billing.services.locks import subscriber_lock
 from sonjog.billing.services.projection import money_changed
 from sonjog.billing.services.receipts import receipt_issue
@@ -143,6 +144,9 @@ def payment_record(
         money_changed([locked.pk], [(locked.pk, entry.period_month)])
         locked.refresh_from_db(fields=["expires_on"])
         receipt_issue(payment=payment)
+        # Collected cash joins its collector's hand-over of the day where the operator approves them
+        # (issue 15); the payment itself, its receipt and what it clears never wait for that.
+        handover_payment_add(payment=payment)
         audit(
             operator=locked.operator,
             action="payment.record",

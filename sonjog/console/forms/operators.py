@@ -71,6 +71,15 @@ class ResellerCreateForm(OperatorSettingsForm):
 class OperatorEditForm(OperatorSettingsForm):
     """Every setting of an operator; its console sections only when the caller sits above it."""
 
+    collection_approval = forms.BooleanField(
+        label=_("Collectors hand over their cash for approval"),
+        required=False,
+        help_text=_(
+            "Each collector's cash of a day waits as a hand-over until a manager approves the amount counted. "
+            "Payments, receipts and reconnections never wait. Applies at once."
+        ),
+    )
+
     def __init__(self, *args: Any, operator: Operator, modules_editable: bool, **kwargs: Any) -> None:
         super().__init__(*args, creating=False, **kwargs)
         if modules_editable and operator.parent is not None:

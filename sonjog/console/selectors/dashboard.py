@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Sum
 
-from sonjog.billing.selectors import collected, dues_cte, payments_received
+from sonjog.billing.selectors import HANDOVER_PARTS, collected, dues_cte, handover_sums, payments_received
 from sonjog.console.access import Scope
 from sonjog.console.selectors.billing import day_bounds
 from sonjog.console.selectors.periods import PeriodFigures
@@ -208,11 +208,14 @@ def collections_by_collector(scope: Scope, day: dt.date) -> list[dict[str, Any]]
         payments_received(scope.operator_ids, start, end, standing_only=True)
         .order_by()
         .values("collector_id", "collector__username", "collector__first_name", "collector__last_name")
-        .annotate(total=Sum("amount"), count=Count("pk"))
+        # How much of it is awaiting hand-over, disputed and handed over (billing's hand-over parts),
+        # in the same query.
+        .annotate(total=Sum("amount"), count=Count("pk"), **handover_sums())
         .order_by("-total")
     )
     result = []
     for row in rows:
+        parts: dict[str, Any] = dict(row)
         full = f"{row['collector__first_name'] or ''} {row['collector__last_name'] or ''}".strip()
         result.append(
             {
@@ -220,6 +223,7 @@ def collections_by_collector(scope: Scope, day: dt.date) -> list[dict[str, Any]]
                 "name": full or row["collector__username"] or "",
                 "total": row["total"],
                 "count": row["count"],
+                **{part: parts[part] for part in HANDOVER_PARTS},
             }
         )
     return result

@@ -4,7 +4,6 @@ links that keep the current filters, and state badges."""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,39 +13,11 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from sonjog.billing.models import BillLine, PaymentMethod
-from sonjog.console import formatting
+from sonjog.core import formatting
 
 register = template.Library()
-
-
-@register.filter
-def money(value: Decimal | None, currency: str = "BDT") -> str:
-    return formatting.money(value, currency or "BDT")
-
-
-@register.filter
-def absolute(value: Decimal | None) -> Decimal | None:
-    return None if value is None else abs(value)
-
-
-@register.filter
-def num(value: int | Decimal | float | None) -> str:
-    return formatting.number(value)
-
-
-@register.filter
-def digits(value: Any) -> str:
-    return formatting.localize_digits("" if value is None else str(value))
-
-
-@register.filter
-def ldate(value: dt.date | dt.datetime | None) -> str:
-    return formatting.local_date(value)
-
-
-@register.filter
-def ldatetime(value: dt.datetime | None) -> str:
-    return formatting.local_datetime(value)
+# money, absolute, num, digits, ldate, ldatetime: the same filters as the portal's.
+formatting.register_filters(register)
 
 
 @register.filter

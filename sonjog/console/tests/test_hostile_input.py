@@ -23,7 +23,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from sonjog.billing.models import EntryKind, FloatAccount, FloatEntry, Invoice, LedgerEntry
+from sonjog.billing.models import CashHandoverPayment, EntryKind, FloatAccount, FloatEntry, Invoice, LedgerEntry
 from sonjog.billing.selectors import subscriber_balance
 from sonjog.billing.services.floats import float_account_open, float_topup
 from sonjog.catalog.services import addon_create
@@ -39,7 +39,7 @@ from sonjog.gateways.services import attempt_create, gateway_account_create, inb
 from sonjog.network.services import router_create
 from sonjog.notifications.models import ProviderAccount
 from sonjog.notifications.services import provider_account_create, template_save
-from sonjog.operators.models import Staff
+from sonjog.operators.models import Operator, Staff
 
 pytestmark = pytest.mark.django_db
 
@@ -110,6 +110,10 @@ def world(tree: Tree) -> World:
         source_address=None,
     )
     InboundRequest.objects.filter(pk=inbound.pk).update(attempt=attempt, account=gateway_account, error="fuzz")
+    # A billing clerk's cash, waiting in a hand-over for the owner to approve or dispute (issue 15).
+    Operator.objects.filter(pk=root.operator.pk).update(collection_approval=True)
+    clerk = root.staff["billing_clerk"]
+    handed = payment_receive(subscriber=other, amount=Decimal("120.00"), method="cash", collector=clerk, actor=clerk)
     return World(
         tree=tree,
         client=tree.login(root.staff["owner"]),
@@ -126,6 +130,7 @@ def world(tree: Tree) -> World:
             "gateway_account": gateway_account,
             "attempt": attempt,
             "inbound": inbound,
+            "handover": CashHandoverPayment.objects.get(payment=handed).handover,
             "router": router_create(operator=root.operator, name="Fuzz router", address="127.0.0.1", api_port=9),
         },
     )
@@ -646,6 +651,47 @@ FORMS: list[FormPost] = [
         lambda w: reverse("console:online_payment", args=[w.rows["attempt"].pk]),
         lambda w: {"action": "replay", "inbound": str(w.rows["inbound"].pk)},
     ),
+    # Its refund (the attempt is not applied: nothing is left to refund, so every post is refused).
+    FormPost(
+        "online_payment.refund",
+        lambda w: reverse("console:online_payment", args=[w.rows["attempt"].pk]),
+        lambda w: {"action": "refund", "step": "confirm", "amount": "1.00", "reason": "fuzz"},
+    ),
+    # The settlement check run again for a day (the gateway on the closed port: a check with the error).
+    FormPost(
+        "online_settlement",
+        lambda w: reverse("console:online_settlement"),
+        lambda w: {"gateway_account": str(w.rows["gateway_account"].pk), "day": "2026-11-17"},
+    ),
+]
+# A cash hand-over's page: approve (first the confirmation, then confirmed) and dispute.
+FORMS += [
+    FormPost(
+        "handover",
+        lambda w: reverse("console:handover", args=[w.rows["handover"].pk]),
+        lambda w: {
+            "action": "approve",
+            "approve-counted": "100.00",
+            "approve-approval_note": "x",
+            "approve-expected": "120",
+        },
+    ),
+    FormPost(
+        "handover.confirm",
+        lambda w: reverse("console:handover", args=[w.rows["handover"].pk]),
+        lambda w: {
+            "action": "approve",
+            "step": "confirm",
+            "approve-counted": "100.00",
+            "approve-approval_note": "x",
+            "approve-expected": "120.00",
+        },
+    ),
+    FormPost(
+        "handover.dispute",
+        lambda w: reverse("console:handover", args=[w.rows["handover"].pk]),
+        lambda w: {"action": "dispute", "dispute-note": "fuzz", "dispute-count": "", "dispute-expected": "120.00"},
+    ),
 ]
 FORMS_BY_NAME = {form.name: form for form in FORMS}
 # Buttons that post nothing but the row in their URL (and perhaps `next`, which safe_next checks), and
@@ -743,6 +789,7 @@ PAGE_URLS: dict[str, Callable[[World], str]] = {
     "float": lambda w: reverse("console:float", args=[w.rows["float"].pk]),
     "gateway_account": lambda w: reverse("console:gateway_account", args=[w.rows["gateway_account"].pk]),
     "online_payment": lambda w: reverse("console:online_payment", args=[w.rows["attempt"].pk]),
+    "handover": lambda w: reverse("console:handover", args=[w.rows["handover"].pk]),
 }
 
 

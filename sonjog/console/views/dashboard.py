@@ -219,7 +219,7 @@ def build_cards(
                 "gateway_unapplied",
                 _("Seen by the gateway, not applied"),
                 number(gateway_unapplied),
-                _("online payments in review, escalated or unknown"),
+                _("online payments in review, escalated, unknown or found by the settlement check"),
                 _link(request, "billing.view_payment", "online_payments", state=ATTENTION),
                 "bad" if gateway_unapplied else "ok",
             )

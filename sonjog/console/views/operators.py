@@ -59,6 +59,7 @@ _GROUPS: list[tuple[Any, tuple[str, ...]]] = [
         gettext_lazy("Billing"),
         ("billing_mode", "billing_cycle", "billing_day", "due_days", "grace_days", "vat_rate", "vat_inclusive"),
     ),
+    (gettext_lazy("Field collection"), ("collection_approval",)),
     (gettext_lazy("On invoices and receipts"), ("bin_number", "document_address", "document_phone")),
     (gettext_lazy("Console sections"), ("modules",)),
     (gettext_lazy("First owner login"), ("owner_username", "owner_password", "owner_email")),

@@ -16,6 +16,7 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from sonjog.billing import documents
 from sonjog.billing.exceptions import (
     BillingError,
     DuplicatePaymentSuspected,
@@ -29,7 +30,7 @@ from sonjog.billing.services import adjustment_add, entry_reverse, invoice_void
 from sonjog.billing.services.receipts import receipt_show
 from sonjog.billing.terms import operator_today
 from sonjog.catalog.models import AddOn
-from sonjog.console import pdf, selectors
+from sonjog.console import selectors
 from sonjog.console.access import Scope, console_view, scope_of
 from sonjog.console.forms import (
     AddOnActivateForm,
@@ -509,8 +510,8 @@ def invoice_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
             # What each credit of the bill took off which line: the credit notes' lines.
             "credits": bill_credits(invoice.bill_id),
             "last_day": invoice.bill.period_end - dt.timedelta(days=1),
-            "vat_rate": pdf.vat_rate_of(invoice.bill),
-            "payment_state": pdf.payment_state(invoice.bill)[0],
+            "vat_rate": documents.vat_rate_of(invoice.bill),
+            "payment_state": documents.payment_state(invoice.bill)[0],
             "currency": invoice.bill.subscriber.operator.currency,
         },
     )
@@ -519,7 +520,7 @@ def invoice_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
 @console_view("billing.view_bill")
 def invoice_pdf_view(request: HttpRequest, invoice_id: int) -> HttpResponse:
     invoice = selectors.invoice_for(scope_of(request), invoice_id)
-    content = pdf.invoice_pdf(invoice)
+    content = documents.invoice_pdf(invoice)
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{invoice}.pdf"'
     return response

@@ -66,6 +66,8 @@ from sonjog.automation.services import operator_schedule_set, reminder_rule_crea
 from sonjog.billing.models import (
     BillingHold,
     BillingRun,
+    CashHandover,
+    CashHandoverPayment,
     CreditNote,
     FloatAccount,
     FloatEntry,
@@ -76,6 +78,7 @@ from sonjog.billing.models import (
 )
 from sonjog.billing.services import adjustment_add, bill_generate_period, entry_reverse, invoice_void
 from sonjog.billing.services.floats import float_account_open, float_topup
+from sonjog.billing.services.handover import handover_dispute
 from sonjog.billing.services.holds import billing_hold_add
 from sonjog.billing.services.outages import outage_credits_apply
 from sonjog.billing.terms import operator_today
@@ -194,6 +197,7 @@ ID_KINDS: dict[str, type[models.Model]] = {
     # checkout attempt.
     "gateway_account_id": GatewayAccount,
     "attempt_id": PaymentAttempt,
+    "handover_id": CashHandover,
 }
 if (_addon := _model("catalog.AddOn")) is not None:  # add-ons are new; the walk takes them when they exist
     ID_KINDS["addon_id"] = _addon
@@ -291,6 +295,8 @@ def _enrich(branch: Branch, tag: str) -> Tenant:
     first, second = subscribers[0], subscribers[1]
 
     # Money: a payment by the victim's collector, an adjustment reversed and one not, a voided invoice.
+    # The victim approves hand-overs: the collector's cash waits in one, disputed (issue 15).
+    Operator.objects.filter(pk=operator.pk).update(collection_approval=True)
     payment = payment_receive(
         subscriber=first,
         amount=Decimal("300.00"),
@@ -298,6 +304,9 @@ def _enrich(branch: Branch, tag: str) -> Tenant:
         reference=f"VICTIM-{tag}-PAYREF",
         collector=collector,
         actor=collector,
+    )
+    handover_dispute(
+        handover=CashHandoverPayment.objects.get(payment=payment).handover, note=f"VICTIM-{tag}-DISPUTE", actor=owner
     )
     reversed_credit = adjustment_add(
         subscriber=first, amount=Decimal("-25.00"), reason="manual", memo=f"VICTIM-{tag}-MEMO-A", actor=owner
@@ -590,6 +599,7 @@ MARKED_TEXT: dict[type[models.Model], tuple[str, ...]] = {
     GatewayAccount: ("name", "merchant_account"),
     PaymentAttempt: ("review_reason", "last_error", "transaction_id"),
     InboundRequest: ("error",),
+    CashHandover: ("note", "approval_note"),
     User: ("username", "email"),
 }
 

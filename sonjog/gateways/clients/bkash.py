@@ -24,7 +24,7 @@ import datetime as dt
 import ipaddress
 import json
 from collections.abc import Callable, Collection
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,10 +44,21 @@ from sonjog.gateways.clients.base import (
     Status,
     TokenStore,
 )
+from sonjog.gateways.clients.common import (
+    PooledClient,
+    amount_text,
+    listed_rows,
+    parse_amount,
+    parse_time,
+    request,
+    require_values,
+    unknown_status,
+    utc_now,
+)
 
 API_PATH = "/tokenized/checkout"
+GATEWAY = "bKash"
 SUCCESS = "0000"
-CENT = Decimal("0.01")
 # A token this close to its expiry is refreshed first: a call that starts on a token with seconds
 # left could reach bKash after it expired.
 TOKEN_MARGIN = dt.timedelta(minutes=5)
@@ -81,42 +92,13 @@ REFUND_STATES = {
 }
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def bkash_amount(amount: Decimal) -> str:
-    """bKash takes the amount as a decimal string; Sonjog's money is already rounded to the paisa, so
-    an amount with more places is a bug upstream, not something to round here."""
-    rounded = amount.quantize(CENT, rounding=ROUND_HALF_UP)
-    if rounded != amount or rounded <= 0:
-        raise ValueError(f"a bKash amount is positive with at most 2 decimal places, not {amount}")
-    return f"{rounded:.2f}"
-
-
-def parse_amount(value: Any) -> Decimal | None:
-    if value in (None, ""):
-        return None
-    try:
-        return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
-    except InvalidOperation as error:
-        raise GatewayError(f"bKash answered an amount that is not a number: {value!r}") from error
-
-
 def parse_bkash_time(value: Any) -> dt.datetime | None:
     """bKash writes times as "2019-08-07T11:15:56:336 GMT+0600" (milliseconds after a colon), some
     answers without the milliseconds. A time it wrote otherwise is left out rather than guessed."""
-    if not isinstance(value, str):
-        return None
-    for layout in ("%Y-%m-%dT%H:%M:%S:%f GMT%z", "%Y-%m-%dT%H:%M:%S GMT%z"):
-        try:
-            return dt.datetime.strptime(value.strip(), layout)
-        except ValueError:
-            continue
-    return None
+    return parse_time(value, ("%Y-%m-%dT%H:%M:%S:%f GMT%z", "%Y-%m-%dT%H:%M:%S GMT%z"))
 
 
-class BkashClient:
+class BkashClient(PooledClient):
     """One bKash merchant account (credentials.values: username, password, app_key, app_secret)."""
 
     def __init__(
@@ -127,26 +109,13 @@ class BkashClient:
         timeout: float = 10.0,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        missing = [
-            name for name in ("username", "password", "app_key", "app_secret") if not credentials.values.get(name)
-        ]
-        if missing:
-            raise ValueError(f"bKash credentials lack {', '.join(missing)}")
+        require_values(credentials, ("username", "password", "app_key", "app_secret"), GATEWAY)
         self.credentials = credentials
         self._values = credentials.values
         self._tokens = token_store
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self._api = credentials.base_url.rstrip("/") + API_PATH
         self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/json"})
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> BkashClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def token_key(self) -> str:
@@ -172,7 +141,7 @@ class BkashClient:
                 "mode": "0011",
                 "payerReference": payer_reference,
                 "callbackURL": return_url,
-                "amount": bkash_amount(amount),
+                "amount": amount_text(amount, GATEWAY),
                 "currency": currency,
                 "intent": "sale",
                 "merchantInvoiceNumber": merchant_reference,
@@ -208,19 +177,14 @@ class BkashClient:
         """Query payment by bKash's paymentID (bKash has no lookup by our invoice number, so a payment
         whose create answer was lost is UNKNOWN here; the daily listing still shows it once paid)."""
         if not gateway_payment_id:
-            return Status(state=State.UNKNOWN, merchant_reference=merchant_reference)
+            return unknown_status(merchant_reference)
         try:
             answer = self._call("payment/status", {"paymentID": gateway_payment_id})
         except GatewayTimeout:
             raise
         except GatewayError as error:
             if error.code in UNKNOWN_PAYMENT:
-                return Status(
-                    state=State.UNKNOWN,
-                    merchant_reference=merchant_reference,
-                    gateway_payment_id=gateway_payment_id,
-                    raw=error.raw,
-                )
+                return unknown_status(merchant_reference, gateway_payment_id, error.raw)
             raise
         return self._payment_status(answer, payment_id=gateway_payment_id)
 
@@ -233,7 +197,7 @@ class BkashClient:
             state=self._state(answer, PAYMENT_STATES),
             merchant_reference=str(answer.get("merchantInvoiceNumber") or ""),
             transaction_id=str(answer.get("trxID") or ""),
-            amount=parse_amount(answer.get("amount")),
+            amount=parse_amount(answer.get("amount"), GATEWAY),
             currency=str(answer.get("currency") or ""),
             merchant_account=str(answer.get("organizationShortCode") or ""),
             payer=str(answer.get("customerMsisdn") or ""),
@@ -250,20 +214,15 @@ class BkashClient:
         {"date": "YYYY-MM-DD"} is the local emulator's stand-in for that report, so this works
         against the emulator only; a live account answers it with an error."""
         answer = self._call("general/transactions", {"date": day.isoformat()})
-        rows = answer.get("transactions")
-        if not isinstance(rows, list):
-            raise GatewayError("bKash's daily listing has no transactions list", raw=answer)
         found = []
-        for row in rows:
-            if not isinstance(row, dict):
-                raise GatewayError("bKash's daily listing holds a row that is not an object", raw=answer)
+        for row in listed_rows(answer, GATEWAY):
             found.append(
                 Status(
                     state=self._state(row, PAYMENT_STATES),
                     merchant_reference=str(row.get("merchantInvoiceNumber") or ""),
                     gateway_payment_id=str(row.get("paymentID") or ""),
                     transaction_id=str(row.get("trxID") or ""),
-                    amount=parse_amount(row.get("amount")),
+                    amount=parse_amount(row.get("amount"), GATEWAY),
                     currency=str(row.get("currency") or ""),
                     merchant_account=str(row.get("organizationShortCode") or ""),
                     payer=str(row.get("customerMsisdn") or ""),
@@ -283,7 +242,7 @@ class BkashClient:
             "payment/refund",
             {
                 **self._refund_target(status),
-                "amount": bkash_amount(amount),
+                "amount": amount_text(amount, GATEWAY),
                 "sku": refund_reference[:255],
                 "reason": (reason or "Refund")[:255],
             },
@@ -303,7 +262,7 @@ class BkashClient:
         return {"paymentID": status.gateway_payment_id, "trxID": status.transaction_id}
 
     def _refund(self, answer: dict[str, Any]) -> Refund:
-        refund_id, amount = answer.get("refundTrxID"), parse_amount(answer.get("amount"))
+        refund_id, amount = answer.get("refundTrxID"), parse_amount(answer.get("amount"), GATEWAY)
         if not isinstance(refund_id, str) or not refund_id or amount is None:
             raise GatewayError("bKash's refund answer has no refundTrxID or amount", raw=answer)
         return Refund(state=self._state(answer, REFUND_STATES), refund_id=refund_id, amount=amount, raw=answer)
@@ -317,7 +276,7 @@ class BkashClient:
             merchant_reference=str(answer.get("merchantInvoiceNumber") or ""),
             gateway_payment_id=str(answer.get("paymentID") or payment_id),
             transaction_id=str(answer.get("trxID") or ""),
-            amount=parse_amount(answer.get("amount")),
+            amount=parse_amount(answer.get("amount"), GATEWAY),
             currency=str(answer.get("currency") or ""),
             merchant_account=self.credentials.merchant_account,
             payer=str(answer.get("customerMsisdn") or ""),
@@ -348,12 +307,7 @@ class BkashClient:
 
     def _post(self, operation: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         url = f"{self._api}/{operation}"
-        try:
-            response = self._http.post(url, json=body, headers=headers)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
-            raise GatewayTimeout(f"bKash {operation}: no answer ({type(error).__name__})") from error
-        except httpx.HTTPError as error:
-            raise GatewayError(f"bKash {operation}: {error}") from error
+        response = request(self._http, "POST", url, gateway=GATEWAY, operation=operation, json=body, headers=headers)
         try:
             answer = response.json()
         except ValueError as error:

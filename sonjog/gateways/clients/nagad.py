@@ -24,7 +24,7 @@ import datetime as dt
 import json
 import secrets
 from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,13 +34,24 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from sonjog.gateways.clients.base import Checkout, Credentials, GatewayError, GatewayTimeout, Refund, State, Status
+from sonjog.gateways.clients.common import (
+    PooledClient,
+    amount_text,
+    listed_rows,
+    parse_amount,
+    parse_time,
+    request,
+    require_values,
+    unknown_status,
+    utc_now,
+)
 
 API_PATH = "/api/dfs"
+GATEWAY = "Nagad"
 API_VERSION = "v-0.2.0"
 CLIENT_TYPE = "PC_WEB"
 BDT = "050"  # ISO 4217 numeric: Nagad's currencyCode for taka, the only currency it settles
 DHAKA = ZoneInfo("Asia/Dhaka")  # Nagad's clock and calendar
-CENT = Decimal("0.01")
 # PKCS#1 v1.5 padding takes 11 bytes of the key's 256 (RSA-2048): the sensitive data must fit the rest.
 RSA_PLAINTEXT_LIMIT = 245
 
@@ -76,39 +87,10 @@ class NagadRefused(GatewayError):
         self.http_status = http_status
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def nagad_amount(amount: Decimal) -> str:
-    """Nagad takes the amount as a decimal string; Sonjog's money is already rounded to the paisa, so
-    an amount with more places is a bug upstream, not something to round here."""
-    rounded = amount.quantize(CENT, rounding=ROUND_HALF_UP)
-    if rounded != amount or rounded <= 0:
-        raise ValueError(f"a Nagad amount is positive with at most 2 decimal places, not {amount}")
-    return f"{rounded:.2f}"
-
-
-def parse_amount(value: Any) -> Decimal | None:
-    if value in (None, ""):
-        return None
-    try:
-        return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
-    except InvalidOperation as error:
-        raise GatewayError(f"Nagad answered an amount that is not a number: {value!r}") from error
-
-
 def parse_nagad_time(value: Any) -> dt.datetime | None:
     """Nagad writes Dhaka wall-clock times, in verify as "2021-06-05 12:07:08.0" and in the signed
     data as "20210605120708". A time it wrote otherwise is left out rather than guessed."""
-    if not isinstance(value, str):
-        return None
-    for layout in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
-        try:
-            return dt.datetime.strptime(value.strip(), layout).replace(tzinfo=DHAKA)
-        except ValueError:
-            continue
-    return None
+    return parse_time(value, ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"), zone=DHAKA)
 
 
 def _pem(text: str, kind: str) -> bytes:
@@ -141,7 +123,7 @@ def sensitive_text(values: dict[str, str]) -> bytes:
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-class NagadClient:
+class NagadClient(PooledClient):
     """One Nagad merchant account (credentials.values: merchant_id, merchant_private_key and
     gateway_public_key, PEM or bare base64; merchant_number, the merchant's wallet, if Nagad gave one).
 
@@ -156,18 +138,12 @@ class NagadClient:
         clock: Callable[[], dt.datetime] | None = None,
         client_ip: str = "127.0.0.1",
     ) -> None:
-        missing = [
-            name
-            for name in ("merchant_id", "merchant_private_key", "gateway_public_key")
-            if not credentials.values.get(name)
-        ]
-        if missing:
-            raise ValueError(f"Nagad credentials lack {', '.join(missing)}")
+        require_values(credentials, ("merchant_id", "merchant_private_key", "gateway_public_key"), GATEWAY)
         self.credentials = credentials
         self.merchant_id = credentials.values["merchant_id"]
         self._merchant_key = load_private_key(credentials.values["merchant_private_key"])
         self._nagad_key = load_public_key(credentials.values["gateway_public_key"])
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self._api = credentials.base_url.rstrip("/") + API_PATH
         self._http = httpx.Client(
             timeout=timeout,
@@ -178,15 +154,6 @@ class NagadClient:
                 "X-KM-Client-Type": CLIENT_TYPE,
             },
         )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> NagadClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- payments -------------------------------------------------------------------------------
     def create(
@@ -206,7 +173,7 @@ class NagadClient:
         server-to-server notification in this API, so the return and the recheck ask verify."""
         if currency not in ("BDT", BDT):
             raise GatewayError(f"Nagad settles taka (BDT) only, not {currency!r}", code="currency")
-        amount_text = nagad_amount(amount)
+        order_amount = amount_text(amount, GATEWAY)
         now = self._clock().astimezone(DHAKA)
         challenge = secrets.token_hex(20)
         sent = {
@@ -234,7 +201,7 @@ class NagadClient:
             "merchantId": self.merchant_id,
             "orderId": merchant_reference,
             "currencyCode": BDT,
-            "amount": amount_text,
+            "amount": order_amount,
             "challenge": challenge,
         }
         answer = self._call(
@@ -272,17 +239,12 @@ class NagadClient:
         Verify's answer is plain JSON, neither encrypted nor signed: its trust rests on the TLS
         connection to Nagad's host, the same as every other gateway's status API."""
         if not gateway_payment_id:
-            return Status(state=State.UNKNOWN, merchant_reference=merchant_reference)
+            return unknown_status(merchant_reference)
         try:
             answer = self._call("verify", "GET", f"/verify/payment/{gateway_payment_id}")
         except NagadRefused as error:
             if error.http_status == 404:
-                return Status(
-                    state=State.UNKNOWN,
-                    merchant_reference=merchant_reference,
-                    gateway_payment_id=gateway_payment_id,
-                    raw=error.raw,
-                )
+                return unknown_status(merchant_reference, gateway_payment_id, error.raw)
             raise
         answered_id = answer.get("paymentRefId")
         if answered_id not in (None, "", gateway_payment_id):
@@ -299,15 +261,9 @@ class NagadClient:
         answer = self._call(
             "transactions", "GET", f"/merchant/transactions/{self.merchant_id}", query={"date": day.isoformat()}
         )
-        rows = answer.get("transactions")
-        if not isinstance(rows, list):
-            raise GatewayError("Nagad's daily listing has no transactions list", raw=answer)
-        found = []
-        for row in rows:
-            if not isinstance(row, dict):
-                raise GatewayError("Nagad's daily listing holds a row that is not an object", raw=answer)
-            found.append(self._status(row, payment_id=str(row.get("paymentRefId") or "")))
-        return found
+        return [
+            self._status(row, payment_id=str(row.get("paymentRefId") or "")) for row in listed_rows(answer, GATEWAY)
+        ]
 
     # -- refunds --------------------------------------------------------------------------------
     def refund(self, *, status: Status, amount: Decimal, reason: str, refund_reference: str) -> Refund:
@@ -324,8 +280,8 @@ class NagadClient:
         request = {
             "merchantId": self.merchant_id,
             "originalRequestDate": self._order_day(status).strftime("%Y%m%d"),
-            "originalAmount": nagad_amount(status.amount),
-            "cancelAmount": nagad_amount(amount),
+            "originalAmount": amount_text(status.amount, GATEWAY),
+            "cancelAmount": amount_text(amount, GATEWAY),
             "referenceNo": refund_reference,
             "referenceMessage": "",
         }
@@ -379,7 +335,7 @@ class NagadClient:
 
     def _refund(self, answer: dict[str, Any], refund_reference: str) -> Refund:
         name, refund_id = answer.get("status"), answer.get("cancelTrxId")
-        amount = parse_amount(answer.get("cancelAmount"))
+        amount = parse_amount(answer.get("cancelAmount"), GATEWAY)
         if not isinstance(name, str) or name not in REFUND_STATES:
             raise GatewayError(f"Nagad answered an unknown refund status {name!r}", raw=answer)
         if answer.get("referenceNo") != refund_reference:
@@ -399,7 +355,7 @@ class NagadClient:
             merchant_reference=str(answer.get("orderId") or ""),
             gateway_payment_id=str(answer.get("paymentRefId") or payment_id),
             transaction_id=str(answer.get("issuerPaymentRefNo") or ""),
-            amount=parse_amount(answer.get("amount")),
+            amount=parse_amount(answer.get("amount"), GATEWAY),
             currency="BDT" if code == BDT else code,
             merchant_account=str(answer.get("merchantId") or ""),
             payer=str(answer.get("clientMobileNo") or ""),
@@ -454,12 +410,7 @@ class NagadClient:
         json_body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         url = self._api + path
-        try:
-            response = self._http.request(method, url, params=query, json=json_body)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
-            raise GatewayTimeout(f"Nagad {operation}: no answer ({type(error).__name__})") from error
-        except httpx.HTTPError as error:
-            raise GatewayError(f"Nagad {operation}: {error}") from error
+        response = request(self._http, method, url, gateway=GATEWAY, operation=operation, params=query, json=json_body)
         code = response.status_code
         try:
             answer = response.json()

@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from sonjog.gateways.clients.base import Checkout, Credentials, GatewayError, GatewayTimeout, Refund, State, Status
+from sonjog.gateways.clients.common import CENT, parse_time, unknown_status
 
 SESSION_PATH = "/gwprocess/v4/api.php"
 VALIDATION_PATH = "/validator/api/validationserverAPI.php"
@@ -53,7 +54,6 @@ SETTLEMENT_PATH = "/validator/api/settlement.php"
 
 # SSLCommerz writes its times (tran_date, validated_on) as Bangladesh wall-clock time without a zone.
 GATEWAY_ZONE = ZoneInfo("Asia/Dhaka")
-CENT = Decimal("0.01")
 
 PAID_STATUSES = ("VALID", "VALIDATED")
 FAILED_STATUSES = ("FAILED", "CANCELLED", "EXPIRED")
@@ -199,12 +199,7 @@ class SslcommerzClient:
             or (attempts[-1] if attempts else None)
         )
         if chosen is None:
-            return Status(
-                state=State.UNKNOWN,
-                merchant_reference=merchant_reference,
-                gateway_payment_id=gateway_payment_id,
-                raw=answer,
-            )
+            return unknown_status(merchant_reference, gateway_payment_id, answer)
         return self._status_of(
             chosen, gateway_payment_id=gateway_payment_id, default_reference=merchant_reference, raw=answer
         )
@@ -395,8 +390,4 @@ def _decimal(value: object) -> Decimal | None:
 
 
 def _gateway_time(value: object) -> dt.datetime | None:
-    try:
-        moment = dt.datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=GATEWAY_ZONE)
+    return parse_time(value, ("%Y-%m-%d %H:%M:%S",), zone=GATEWAY_ZONE)

@@ -6,12 +6,12 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-# The refunds of one online payment never give back more than it credited the subscriber, and only an
-# applied payment is refunded, in the database whoever writes the rows (ADR 0016, the refunds'
-# section; the same shape as billing's bounded credits, ADR 0010). The check takes the attempt's row
-# lock first, so refunds racing on one payment are serialised even when every application lock is
-# bypassed, and the sum it reads then sees every one committed before it. A failed refund holds
-# nothing, so a refund turned failed is not checked and one turned back from failed is.
+# The refunds of one online payment never give back more than it credited the subscriber, and only
+# an applied payment is refunded, in the database whoever writes the rows (the same shape as
+# billing's bounded credits, ADR 0010; the services' side is sonjog.gateways.refunds). The check
+# takes the attempt's row lock first, so refunds racing on one payment are serialised even when every
+# application lock is bypassed, and the sum it reads then sees every one committed before it. A
+# failed refund holds nothing, so a refund turned failed is not checked and one turned back is.
 REFUND_BOUND = """
 CREATE FUNCTION gateways_refund_within_payment() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -3,44 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import Any
 
 from django import template
 
+from sonjog.core.formatting import NUMERIC_DATE, register_filters
 from sonjog.portal import formatting
 
 register = template.Library()
-
-
-@register.filter
-def money(value: Decimal | None, currency: str = "BDT") -> str:
-    return formatting.money(value, currency or "BDT")
-
-
-@register.filter
-def absolute(value: Decimal | None) -> Decimal | None:
-    return None if value is None else abs(value)
-
-
-@register.filter
-def num(value: int | None) -> str:
-    return formatting.number(value)
-
-
-@register.filter
-def digits(value: Any) -> str:
-    return formatting.localize_digits("" if value is None else str(value))
-
-
-@register.filter
-def ldate(value: dt.date | dt.datetime | None) -> str:
-    return formatting.local_date(value)
-
-
-@register.filter
-def ldatetime(value: dt.datetime | None) -> str:
-    return formatting.local_datetime(value)
+# money, absolute, num, digits, ldate, ldatetime: the console's filters, with dates written day/month/year
+# in digits in both languages (a subscriber reads "০৮/১১/২০২৬", not a month's abbreviated name).
+register_filters(register, date_format=NUMERIC_DATE)
 
 
 @register.filter

@@ -28,6 +28,7 @@ from playwright.sync_api import Page, expect
 from sonjog.billing.models import Payment
 from sonjog.billing.selectors import subscriber_balance
 from sonjog.console.tests.conftest import screenshot
+from sonjog.core.formatting import money
 from sonjog.core.jobs import run_worker_cycle
 from sonjog.customers.models import ServiceIntent, SessionState, Subscriber
 from sonjog.gateways.emulator.bkash import PAYER_PIN, PAYER_WALLET, BkashEmulator
@@ -39,7 +40,6 @@ from sonjog.notifications.loopback import LoopbackGateway
 from sonjog.notifications.models import Event, Message
 from sonjog.notifications.services import provider_account_create, sms_credit_add
 from sonjog.operators.models import Operator
-from sonjog.portal.formatting import money
 from sonjog.portal.tests.conftest import last_code
 from sonjog.portal.tests.test_online_payment import BKASH, SuspendedHome
 

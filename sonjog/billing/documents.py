@@ -1,4 +1,7 @@
-"""Invoice PDFs with reportlab.
+"""The invoice as a PDF (reportlab), the one drawing the console and the portal both hand out.
+
+It lives with the invoice rather than in an interface: the staff's copy and the subscriber's copy are
+the same document, and one interface may not import another.
 
 reportlab has no complex-script shaping, so Bangla text cannot be set correctly in a PDF: the PDF is
 written in English with amounts as "BDT 1,234.00", and the printable HTML invoice (which the browser
@@ -18,7 +21,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
 from sonjog.billing.models import Bill, BillLine, Invoice
-from sonjog.console.formatting import local_date
+from sonjog.core.formatting import local_date
 
 
 def _amount(value: Decimal, currency: str) -> str:
@@ -45,7 +48,7 @@ def vat_rate_of(bill: Bill) -> Decimal:
 
 
 def payment_state(bill: Bill) -> tuple[str, str]:
-    """(key, English label) of what is paid of the bill now."""
+    """(key, English label) of what is paid of the bill now: void, paid, partly_paid or unpaid."""
     if bill.reversed_at is not None:
         return "void", "Void"
     if bill.allocated >= bill.total:
