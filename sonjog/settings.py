@@ -100,8 +100,13 @@ TEMPLATES = [
     },
 ]
 
+# Persistent connections are off by default: under the ASGI server (uvicorn) each request's thread kept
+# its own connection open, and a burst of 32 clients (gateway notifications) filled PostgreSQL's 100
+# connections (sonjog bench --gateways). SONJOG_DB_CONN_MAX_AGE=60 keeps them for a WSGI deployment.
+CONN_MAX_AGE = int(os.environ.get("SONJOG_DB_CONN_MAX_AGE", "0"))
+
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=CONN_MAX_AGE)}
 else:
     from sonjog.core.embedded_db import embedded_server_settings
 
@@ -113,7 +118,7 @@ else:
             "USER": _embedded["USER"],
             "NAME": _embedded["NAME"],
             "PASSWORD": "",
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": CONN_MAX_AGE,
         }
     }
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"

@@ -270,7 +270,11 @@ def attempt_lock(attempt_id: int) -> PaymentAttempt:
     """The attempt, locked until the caller's transaction ends: every confirmation path waits here,
     so a return, two notifications and a recheck arriving together settle it once."""
     return (
-        PaymentAttempt.objects.select_for_update().select_related("account", "subscriber__operator").get(pk=attempt_id)
+        # The attempt's row only: locking the joined account and operator rows too would queue every
+        # confirmation of one operator behind each other (and deadlock them under load).
+        PaymentAttempt.objects.select_for_update(of=("self",))
+        .select_related("account", "subscriber__operator")
+        .get(pk=attempt_id)
     )
 
 

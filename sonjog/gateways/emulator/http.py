@@ -66,6 +66,11 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a burst of clients is queued, not reset at the door (the default is 5)
+    daemon_threads = True
+
+
 class Fault(Exception):
     """Raised inside a handler by `EmulatorServer.fault_for`: how to misbehave on this call."""
 
@@ -172,7 +177,7 @@ class EmulatorServer:
             do_POST = _serve
             do_PUT = _serve
 
-        self._server = ThreadingHTTPServer((ALLOWED_HOST, self._port), _Handler)
+        self._server = _Server((ALLOWED_HOST, self._port), _Handler)
         self._server.daemon_threads = True
         server = self._server
         self._thread = threading.Thread(

@@ -6,6 +6,7 @@ from django.core.management.base import CommandParser
 
 from sonjog.bench.billing import run_bench
 from sonjog.bench.floats import FLOAT_ROUNDS, run_float_bench
+from sonjog.bench.gateways import GATEWAY_STEPS, run_gateway_bench
 from sonjog.bench.network import run_network_bench
 from sonjog.bench.transfer import run_import_bench
 from sonjog.core.cli import SonjogCommand, int_arg, to_json, usage_error
@@ -42,6 +43,22 @@ class Command(SonjogCommand):
             "generation with and without the floats' charges",
         )
         parser.add_argument("--floats-only", action="store_true", help="run only the float benchmark")
+        parser.add_argument(
+            "--gateways",
+            action="store_true",
+            help="also pay suspended subscribers online at once (SSLCommerz emulator, every IPN twice, through "
+            "uvicorn and a worker) and time payment -> router enabled",
+        )
+        parser.add_argument("--gateways-only", action="store_true", help="run only the online payment benchmark")
+        parser.add_argument(
+            "--gateway-payments", type=int_arg(1, 100_000), default=1000, help="online payments of that benchmark"
+        )
+        parser.add_argument(
+            "--gateway-worker-concurrency",
+            type=int_arg(1, 64),
+            default=4,
+            help="job slots of its `sonjog worker` (the router commands)",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -54,6 +71,15 @@ class Command(SonjogCommand):
             results = run_import_bench(rows=options["import_rows"] or 20000)
             self._print(results, options["json"])
             return
+        if options["gateways_only"]:
+            progress = Progress(GATEWAY_STEPS, "bench", enabled=True)
+            results = run_gateway_bench(
+                payments=options["gateway_payments"],
+                worker_concurrency=options["gateway_worker_concurrency"],
+                progress=lambda note: progress.advance(note=note),
+            )
+            self._print(results, options["json"])
+            return
         float_steps = options["months"] + 3 + FLOAT_ROUNDS
         if options["floats_only"]:
             progress = Progress(float_steps, "bench", enabled=True)
@@ -64,7 +90,13 @@ class Command(SonjogCommand):
             )
             self._print(results, options["json"])
             return
-        steps = options["months"] + 14 + (3 if options["network"] else 0) + (float_steps if options["floats"] else 0)
+        steps = (
+            options["months"]
+            + 14
+            + (3 if options["network"] else 0)
+            + (float_steps if options["floats"] else 0)
+            + (GATEWAY_STEPS if options["gateways"] else 0)
+        )
         progress = Progress(steps, "bench", enabled=True)
         results = run_bench(
             subscribers=options["subscribers"],
@@ -86,6 +118,14 @@ class Command(SonjogCommand):
                 run_float_bench(
                     subscribers=options["subscribers"],
                     months=options["months"],
+                    progress=lambda note: progress.advance(note=note),
+                )
+            )
+        if options["gateways"]:
+            results.update(
+                run_gateway_bench(
+                    payments=options["gateway_payments"],
+                    worker_concurrency=options["gateway_worker_concurrency"],
                     progress=lambda note: progress.advance(note=note),
                 )
             )
