@@ -194,7 +194,6 @@ def reconnection_state(attempt: PaymentAttempt) -> dict[str, object]:
     subscriber = Subscriber.objects.get(pk=attempt.subscriber_id)
     if subscriber.service_intent != ServiceIntent.ACTIVE:
         return {"stage": "still_suspended", "owed": subscriber_balance(subscriber.pk)}
-    assert attempt.payment is not None
     waiting = OutboxCommand.objects.filter(
         subscriber_id=subscriber.pk,
         status__in=[OutboxStatus.PENDING, OutboxStatus.RUNNING],

@@ -249,8 +249,7 @@ def pay_start(request: HttpRequest, account_id: int) -> HttpResponse:
 
 def _visitor(request: HttpRequest) -> Subscriber | None:
     """The suspended subscriber whose session holds the request's source address, never a guess."""
-    subscriber = subscriber_at_address(request.META.get("REMOTE_ADDR", ""), timezone.now())
-    return subscriber
+    return subscriber_at_address(request.META.get("REMOTE_ADDR", ""), timezone.now())
 
 
 def suspended_view(request: HttpRequest) -> HttpResponse:
